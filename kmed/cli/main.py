@@ -1,0 +1,69 @@
+"""Entry point of the ``kmed`` console script.
+
+    kmed chat | ask | build | kb | data | train | compress | eval | bench
+
+Errors a user can fix (``KmedError``) print as one plain message; anything unexpected prints a
+one-line summary and how to get details (``KMED_DEBUG=1``), never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from kmed.cli import kb_cmd
+from kmed.errors import KmedError
+
+app = typer.Typer(
+    name="kmed",
+    help="kmed: 한국어 의료 상담 도우미 (근거와 출처가 있는 답변)",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(kb_cmd.app, name="kb")
+
+err_console = Console(stderr=True)
+
+
+def _register_optional_commands() -> None:
+    """Areas register here; each module owns its own commands."""
+    import importlib
+
+    for module_name in ("kmed.cli.core_cmd", "kmed.cli.data_cmd", "kmed.cli.llm_cmd", "kmed.cli.eval_cmd"):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    try:
+        app()  # standalone: usage errors and typer.Exit become SystemExit with the right code
+    except KmedError as exc:
+        err_console.print(f"[red]오류:[/red] {exc.message}", soft_wrap=True)
+        if exc.fix:
+            err_console.print(f"[yellow]해결 방법:[/yellow] {exc.fix}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("중단했어요.")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - last line of defence for users
+        if os.environ.get("KMED_DEBUG"):
+            raise
+        err_console.print(f"[red]예상하지 못한 오류가 났어요:[/red] {type(exc).__name__}: {exc}", soft_wrap=True)
+        err_console.print("자세한 내용은 KMED_DEBUG=1 을 붙여 다시 실행해 주세요.")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

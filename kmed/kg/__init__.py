@@ -1,0 +1,1 @@
+"""Term dictionary, entity linker and knowledge graph built from the curated KB."""

@@ -1,0 +1,1 @@
+"""Generators (extractive default, Hugging Face, OpenAI-compatible) and the LoRA/compression pipeline."""

@@ -1,0 +1,60 @@
+"""The generator contract every answer path uses.
+
+The agent retrieves and numbers its grounding passages, then asks a ``Generator`` to write the
+answer from them. ``ExtractiveGenerator`` (no weights) is the default; ``HFGenerator`` and
+``OpenAICompatibleGenerator`` implement the same contract for real models::
+
+    result = generator.generate(GenerationRequest(question="…", context=[ContextPassage(1, "…", "…")]))
+    for piece in generator.stream(request): print(piece, end="")
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ContextPassage:
+    """One numbered grounding passage; the answer cites it as ``[number]``."""
+
+    number: int
+    title: str
+    text: str
+    source: str = ""
+    passage_id: str = ""
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class GenerationRequest:
+    question: str
+    context: list[ContextPassage] = field(default_factory=list)
+    history: list[dict] = field(default_factory=list)  # [{"role": "user"|"assistant", "content": str}]
+    intent: str | None = None  # definition | symptoms | causes | treatment | self_care | when_to_see | drug | general
+    profile: dict = field(default_factory=dict)  # what the person told us: age, pregnancy, medicines, …
+    max_new_tokens: int = 256
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    ttft_s: float | None = None  # time to first token
+    total_s: float | None = None
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+class Generator(ABC):
+    """Writes an answer from numbered context. Implementations must cite only given numbers."""
+
+    name: str = "generator"
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        """Yield the answer in pieces. The default yields the whole answer at once."""
+        yield self.generate(request).text

@@ -1,0 +1,1 @@
+"""Retrieval: passages, Kiwi BM25, dense FAISS, KG facts and their fusion."""
