@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from kmed.cli import kb_cmd
+from kmed.cli.groups import bench_app, build_app, eval_app, kg_app
 from kmed.errors import KmedError
 
 app = typer.Typer(
@@ -25,6 +26,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(kb_cmd.app, name="kb")
+app.add_typer(build_app, name="build")
+app.add_typer(eval_app, name="eval")
+app.add_typer(bench_app, name="bench")
+app.add_typer(kg_app, name="kg")
 
 err_console = Console(stderr=True)
 
@@ -33,7 +38,13 @@ def _register_optional_commands() -> None:
     """Areas register here; each module owns its own commands."""
     import importlib
 
-    for module_name in ("kmed.cli.core_cmd", "kmed.cli.data_cmd", "kmed.cli.llm_cmd", "kmed.cli.eval_cmd"):
+    for module_name in (
+        "kmed.cli.core_cmd",  # ask, chat, build, eval grounded/retrieval, bench retrieval/agent
+        "kmed.cli.kg_cmd",  # kg import-dur
+        "kmed.cli.data_cmd",  # data prepare
+        "kmed.cli.train_cmd",  # train lora
+        "kmed.cli.compress_cmd",  # compress, bench llm
+    ):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
