@@ -1,0 +1,128 @@
+"""What a person told us about themselves, read from Korean text with plain rules.
+
+    extract_profile("생후 2개월 아기가 열이 나요")  # {'age_months': 2, 'is_child': True}
+
+Rules, not a model: they must be predictable, fast and testable. Durations ("3개월 전부터") are
+kept apart from ages ("3개월 된 아기") by the words around the number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+_NUM_WORDS = {"한": 1, "두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9, "열": 10}
+
+_AGE_MONTHS = re.compile(r"(?:생후\s*(\d{1,2})\s*개월|(\d{1,2})\s*개월\s*(?:된|짜리|아기|아이|애기|영아|남아|여아|차|이에요|예요|인데))")
+_AGE_DAYS = re.compile(r"(?:생후\s*(\d{1,3})\s*일|(\d{1,3})\s*일\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
+_AGE_WEEKS_BABY = re.compile(r"(?:생후\s*(\d{1,2})\s*주|(\d{1,2})\s*주\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
+_AGE_YEARS = re.compile(r"(?:만\s*)?(\d{1,3})\s*(?:살|세)(?!\s*(?:번|회|때부터|쯤부터))")
+_AGE_DECADE = re.compile(r"(\d)0\s*대\s*(?:초반|중반|후반)?\s*(?:남성|여성|남자|여자|이에요|예요|인데|입니다|엄마|아빠|직장인)?")
+_PREGNANT_WEEKS = re.compile(r"임신\s*(\d{1,2})\s*주")
+_PREGNANT = re.compile(r"(임신\s*(?:중|했|한\s*지|초기|중기|말기|했어요|이에요|예요|상태)|임산부|임신부|임부|뱃속\s*아기|태동)")
+_NOT_PREGNANT = re.compile(r"임신\s*(?:은|이)?\s*(?:아니|안\s*했|안했|하지\s*않)")
+_CHILD = re.compile(r"(아기|애기|신생아|영아|유아|우리\s*아이|아이가|아이는|아들|딸|초등학생|유치원)")
+_MALE = re.compile(r"(남자|남성|아들|남편|남아)")
+_FEMALE = re.compile(r"(여자|여성|딸|아내|여아|임신|생리)")
+_DURATION = re.compile(
+    r"((?:\d+|한|두|세|네|며칠|몇|반)\s*(?:분|시간|일|주|주일|달|개월|년)\s*(?:전부터|째|됐|되었|동안|정도|전|넘게|이상)"
+    r"|(?:하루|이틀|사흘|나흘|일주일|한\s*주|보름|한\s*달)\s*(?:전부터|째|됐|되었|동안|정도|넘게|이상|전)?"
+    r"|어제부터|그제부터|그저께부터|오늘\s*(?:아침|새벽|오후|저녁)?부터|지난\s*주부터|아까부터|방금|갑자기)"
+)
+_SEVERE = re.compile(r"(너무\s*심|심하게|극심|참을\s*수\s*없|죽을\s*것\s*같|생애\s*최악|견딜\s*수\s*없|엄청)")
+_TAKING = re.compile(r"(먹고\s*있|복용\s*중|복용하고|먹는\s*중|처방\s*받은|처방받은|먹고있|복용해요|먹어요)")
+_HAS_CONDITION = re.compile(r"(있어요|있는데|있고|앓고|진단\s*받|진단받|환자|지병|병력)")
+_ALLERGY = re.compile(r"([가-힣A-Za-z]+)\s*(?:에|약에)?\s*알레르기")
+
+
+@dataclass
+class Profile:
+    age_years: int | None = None
+    age_months: int | None = None
+    is_child: bool | None = None
+    sex: str | None = None  # "male" | "female"
+    pregnant: bool | None = None
+    pregnancy_weeks: int | None = None
+    duration: str | None = None
+    severe: bool = False
+    medications: list[str] = field(default_factory=list)  # drug ids
+    conditions: list[str] = field(default_factory=list)  # chronic condition ids
+    allergies: list[str] = field(default_factory=list)  # free text or drug ids
+
+    def merge(self, update: dict) -> None:
+        """Later turns refine earlier ones: scalars overwrite, lists accumulate."""
+        for key, value in update.items():
+            if value is None:
+                continue
+            current = getattr(self, key)
+            if isinstance(current, list):
+                setattr(self, key, list(dict.fromkeys([*current, *value])))
+            elif key == "severe":
+                self.severe = self.severe or bool(value)
+            else:
+                setattr(self, key, value)
+
+    def age_in_months(self) -> int | None:
+        if self.age_months is not None:
+            return self.age_months
+        if self.age_years is not None:
+            return self.age_years * 12
+        return None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, [], False)}
+
+
+def _first_int(match: re.Match) -> int:
+    return int(next(g for g in match.groups() if g))
+
+
+def extract_profile(text: str, mentions=()) -> dict:
+    """Profile fields stated in one message. ``mentions`` are linker mentions of the same text."""
+    found: dict = {}
+    if m := _AGE_DAYS.search(text):
+        found["age_months"] = 0
+        found["is_child"] = True
+        del m
+    elif m := _AGE_WEEKS_BABY.search(text):
+        found["age_months"] = _first_int(m) // 4
+        found["is_child"] = True
+    elif m := _AGE_MONTHS.search(text):
+        found["age_months"] = _first_int(m)
+        found["is_child"] = True
+    if m := _AGE_YEARS.search(text):
+        years = int(m.group(1))
+        if 0 < years < 120:
+            found["age_years"] = years
+            found["is_child"] = years < 15
+            found["age_months"] = years * 12
+    elif m := _AGE_DECADE.search(text):
+        if m.group(0).strip() != m.group(1) + "0대" or re.search(r"\d0\s*대\s*(?:남|여)", text):
+            found["age_years"] = int(m.group(1)) * 10 + 5
+            found["is_child"] = False
+    if "is_child" not in found and _CHILD.search(text):
+        found["is_child"] = True
+    if m := _PREGNANT_WEEKS.search(text):
+        found["pregnant"] = True
+        found["pregnancy_weeks"] = int(m.group(1))
+    elif _NOT_PREGNANT.search(text):
+        found["pregnant"] = False
+    elif _PREGNANT.search(text):
+        found["pregnant"] = True
+    if _MALE.search(text):
+        found["sex"] = "male"
+    elif _FEMALE.search(text):
+        found["sex"] = "female"
+    if m := _DURATION.search(text):
+        found["duration"] = re.sub(r"\s+", " ", m.group(0)).strip()
+    if _SEVERE.search(text):
+        found["severe"] = True
+    drugs = [mn.id for mn in mentions if mn.type == "drug" and not mn.negated]
+    if drugs and _TAKING.search(text):
+        found["medications"] = drugs
+    conditions = [mn.id for mn in mentions if mn.type == "disease" and not mn.negated]
+    if conditions and _HAS_CONDITION.search(text):
+        found["conditions"] = conditions
+    if allergy := _ALLERGY.findall(text):
+        found["allergies"] = allergy
+    return found

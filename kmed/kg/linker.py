@@ -1,0 +1,134 @@
+"""Entity linking on morphemes: longest match of term-dictionary keys, with negation.
+
+    linker = EntityLinker.from_kb(load_kb_or_fail())
+    linker.link("역류성식도염이 있는데 가슴 통증은 없어요")
+    # [Mention(cond.gerd, …, negated=False), Mention(sym.chest_pain, …, negated=True)]
+
+Negation is clause-local: a mention is negated when 없다/않다/아니다/괜찮다 or the adverbs 안/못
+follow it before any other content word, or sit inside its span ("가슴이 안 아파요"). Mentions joined
+by a coordinating particle share the negation of the last one ("두통이나 열은 없어요").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from kmed.data.kb import KnowledgeBase
+from kmed.kg.terms import END, TermDictionary, content_units
+
+_NEGATORS = {("없", "VA"), ("않", "VX"), ("아니", "VCN"), ("괜찮", "VA"), ("안", "MAG"), ("못", "MAG"), ("않", "VV")}
+# Words that may sit between a mention and its negator without breaking the clause.
+_FILLER_TAGS = ("J", "MAG", "XSA", "XSV", "VCP")
+_FILLER_ENDINGS = {"지", "게", "어", "아", "어도", "아도", "ㄴ", "은", "는"}
+
+
+@dataclass(frozen=True)
+class Mention:
+    id: str
+    name: str
+    type: str
+    start: int
+    end: int
+    surface: str
+    negated: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _is_negator(token) -> bool:
+    return (token.form, token.tag.split("-")[0]) in _NEGATORS
+
+
+class EntityLinker:
+    def __init__(self, terms: TermDictionary):
+        self.terms = terms
+
+    @classmethod
+    def from_kb(cls, kb: KnowledgeBase) -> EntityLinker:
+        return cls(TermDictionary.from_kb(kb))
+
+    def link(self, text: str, include_negated: bool = True) -> list[Mention]:
+        if not text or not text.strip():
+            return []
+        tokens = self.terms.tokenize(text)
+        units = content_units(tokens)
+        mentions: list[tuple[Mention, int, int]] = []  # with first and last token index
+        i = 0
+        while i < len(units):
+            match = self._longest_match(units, i)
+            if match is None:
+                i += 1
+                continue
+            stop, entries = match
+            first, last = units[i][2], units[stop - 1][2]
+            start, end = tokens[first].start, tokens[last].start + tokens[last].len
+            negated = self._negated(tokens, first, last)
+            for entry in entries:
+                mention = Mention(entry.entity_id, entry.name, entry.entity_type, start, end, text[start:end], negated)
+                mentions.append((mention, first, last))
+            i = stop
+        resolved = self._share_coordinated_negation(tokens, mentions)
+        return [m for m in resolved if include_negated or not m.negated]
+
+    def _longest_match(self, units, start: int):
+        """Walk the trie from ``units[start]``; adverbs in the text may be skipped inside a match."""
+        if (units[start][0], units[start][1]) not in self.terms.trie:
+            return None
+        best = None
+        frontier = [(start, self.terms.trie, False)]  # (next unit, trie node, last step was a real match)
+        while frontier:
+            pos, node, matched = frontier.pop()
+            if matched and END in node and (best is None or pos > best[0]):
+                best = (pos, node[END])
+            if pos >= len(units):
+                continue
+            form, tag, _ = units[pos]
+            child = node.get((form, tag))
+            if child is not None:
+                frontier.append((pos + 1, child, True))
+            if tag == "A" and pos > start:
+                frontier.append((pos + 1, node, False))
+        return best
+
+    @staticmethod
+    def _negated(tokens, first: int, last: int) -> bool:
+        if any(_is_negator(t) for t in tokens[first : last + 1]):
+            return True
+        for token in tokens[last + 1 :]:
+            if _is_negator(token):
+                return True
+            tag = token.tag.split("-")[0]
+            if tag.startswith(_FILLER_TAGS):
+                continue
+            if tag == "EC" and token.form in _FILLER_ENDINGS:
+                continue
+            return False  # another content word, a clause boundary or the sentence end
+        return False
+
+    @staticmethod
+    def _share_coordinated_negation(tokens, mentions: list[tuple[Mention, int, int]]) -> list[Mention]:
+        result = [m for m, _, _ in mentions]
+        for index in range(len(mentions) - 2, -1, -1):
+            _, _, last = mentions[index]
+            _, next_first, _ = mentions[index + 1]
+            between = tokens[last + 1 : next_first]
+            coordinated = between and all(t.tag.startswith("JC") or t.tag == "SP" or t.form in ("도", "나") for t in between)
+            if coordinated and result[index + 1].negated and not result[index].negated:
+                m = result[index]
+                result[index] = Mention(m.id, m.name, m.type, m.start, m.end, m.surface, True)
+        return result
+
+    def entity_ids(self, text: str) -> list[str]:
+        """Non-negated entity ids in order of first mention."""
+        return list(dict.fromkeys(m.id for m in self.link(text) if not m.negated))
+
+
+if __name__ == "__main__":  # python -m kmed.kg.linker "문장"
+    import sys
+
+    from kmed.data.kb import load_kb_or_fail
+
+    linker = EntityLinker.from_kb(load_kb_or_fail())
+    for mention in linker.link(" ".join(sys.argv[1:])):
+        print(mention)
