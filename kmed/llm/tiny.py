@@ -22,11 +22,11 @@ from kmed.llm.models import ModelShape
 TINY_SHAPES: dict[str, ModelShape] = {
     "gpt_neox": ModelShape(
         name="tiny-gpt-neox", arch="gpt_neox", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=4,
-        intermediate_size=128, vocab_size=512, rotary_pct=0.5, max_position=512,
+        intermediate_size=128, vocab_size=512, rotary_pct=0.5, max_position=2048,
     ),
     "llama": ModelShape(
         name="tiny-llama", arch="llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
-        intermediate_size=128, vocab_size=512, max_position=512,
+        intermediate_size=128, vocab_size=512, max_position=2048,
     ),
 }
 

@@ -1,0 +1,341 @@
+"""``HFGenerator``: any transformers causal LM, with an optional LoRA adapter and quantized load.
+
+    kmed ask "속이 쓰려요" --model models/polyglot-ko-1.3b --adapter models/kmed-lora --quantize nf4
+
+    gen = HFGenerator("models/polyglot-ko-1.3b", adapter="models/kmed-lora")
+    for piece in gen.stream(request): print(piece, end="", flush=True)
+
+Loads lazily (``warm_up()``, or the first call), streams through ``TextIteratorStreamer`` and
+reports time to first token. Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder
+written by ``kmed compress`` (it holds ``kmed_quantization.json``), loaded by
+``kmed.llm.compression.quantize.load_quantized``. Every load failure is a ``ModelLoadError`` in
+Korean that names the fix.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from kmed.errors import ModelLoadError
+from kmed.llm.base import GenerationRequest, GenerationResult, Generator
+from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers
+
+QUANTIZE_CHOICES = ("int8", "nf4")
+KMED_QUANT_MANIFEST = "kmed_quantization.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in TOKENIZER_FILES)
+
+
+def check_model_source(model: str) -> Path | str:
+    """A local model folder as a Path, or a hub id as str; anything else is a ModelLoadError."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file() or (path / KMED_QUANT_MANIFEST).is_file():
+            return path
+        if (path / "adapter_config.json").is_file():
+            raise ModelLoadError(
+                f"'{model}'은(는) 기본 모델이 아니라 LoRA 어댑터 폴더예요.",
+                f"기본 모델과 함께 주세요: --model <기본 모델 경로> --adapter {model}",
+            )
+        raise ModelLoadError(
+            f"'{model}' 폴더에 config.json이 없어서 모델로 읽을 수 없어요.",
+            "save_pretrained()로 저장한 모델 폴더(config.json과 가중치 파일이 있는 곳)를 주세요.",
+        )
+    if path.is_file():
+        hint = " GGUF 파일은 llama.cpp 서버로 띄운 뒤 --model openai:http://127.0.0.1:8080#모델 로 쓰세요." if path.suffix == ".gguf" else ""
+        raise ModelLoadError(f"'{model}'은(는) 파일이에요. 모델 폴더를 주세요.{hint}", "config.json이 있는 폴더 경로를 --model에 주세요.")
+    if _HUB_ID.match(model) and not model.startswith((".", "~")):
+        return model
+    raise ModelLoadError(f"모델 경로 '{model}'을(를) 찾을 수 없어요.", "경로를 확인하거나, 허브 id(예: EleutherAI/polyglot-ko-1.3b)를 주세요.")
+
+
+class _TimedStreamer:
+    """A ``TextIteratorStreamer`` that notes when the first new token arrives."""
+
+    def __new__(cls, tokenizer, **kwargs):
+        from transformers import TextIteratorStreamer
+
+        class Timed(TextIteratorStreamer):
+            first_token_at: float | None = None
+
+            def put(self, value):
+                if self.first_token_at is None and not (self.skip_prompt and self.next_tokens_are_prompt):
+                    self.first_token_at = time.perf_counter()
+                super().put(value)
+
+        return Timed(tokenizer, **kwargs)
+
+
+class HFGenerator(Generator):
+    """Grounded answers from a transformers causal LM (GPT-NeoX, LLaMA, and any other it supports)."""
+
+    name = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        adapter: str | Path | None = None,
+        quantize: str | None = None,
+        tokenizer: str | Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_prompt_tokens: int | None = None,
+        temperature: float = 0.0,
+        repetition_penalty: float = 1.1,
+        stream_timeout_s: float | None = 300.0,
+        **generation_kwargs,
+    ):
+        if quantize is not None and quantize not in QUANTIZE_CHOICES:
+            raise ModelLoadError(f"양자화 방식 '{quantize}'은(는) 지원하지 않아요.", f"--quantize는 {' 또는 '.join(QUANTIZE_CHOICES)}만 쓸 수 있어요.")
+        self.source = check_model_source(str(model))
+        self.adapter = Path(adapter).expanduser() if adapter else None
+        if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
+            raise ModelLoadError(
+                f"어댑터 폴더 '{adapter}'에 adapter_config.json이 없어요.",
+                "kmed train lora --out DIR 로 만든 폴더(또는 peft save_pretrained 폴더)를 --adapter에 주세요.",
+            )
+        self.quantize = quantize
+        self.tokenizer_source = tokenizer
+        self.device = device
+        self.dtype = dtype
+        self.max_prompt_tokens = max_prompt_tokens
+        self.temperature = temperature
+        self.repetition_penalty = repetition_penalty
+        self.stream_timeout_s = stream_timeout_s
+        self.generation_kwargs = generation_kwargs
+        self.model = None
+        self.tokenizer = None
+        self._lock = threading.Lock()
+
+    # ---- loading --------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        if self.model is not None:
+            return
+        import torch
+
+        self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = self._load_tokenizer()
+        if isinstance(self.source, Path) and (self.source / KMED_QUANT_MANIFEST).is_file():
+            model = self._load_kmed_quantized()
+        else:
+            model = self._load_transformers_model()
+        if self.adapter is not None:
+            model = self._attach_adapter(model)
+        self.model = model.eval()
+
+    def _load_tokenizer(self):
+        from transformers import AutoTokenizer
+
+        candidates = [Path(self.tokenizer_source)] if self.tokenizer_source else []
+        if self.adapter is not None and _has_tokenizer(self.adapter):
+            candidates.append(self.adapter)  # a tokenizer saved with the adapter matches its training
+        candidates.append(self.source)
+        for candidate in candidates:
+            if isinstance(candidate, Path) and not _has_tokenizer(candidate):
+                continue  # transformers v5 would silently build an empty tokenizer here
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(candidate))
+            except (OSError, ValueError) as exc:
+                raise ModelLoadError(f"토크나이저를 읽지 못했어요 ({candidate}): {exc}", "tokenizer.json이 있는 폴더를 --tokenizer로 주세요.") from exc
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            return tokenizer
+        raise ModelLoadError(
+            f"'{self.source}'에 토크나이저 파일(tokenizer.json 등)이 없어요.",
+            "기본 모델의 토크나이저를 같은 폴더에 저장하세요: AutoTokenizer.from_pretrained(<원래 모델>).save_pretrained(<폴더>)",
+        )
+
+    def _load_transformers_model(self):
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+        try:
+            config = AutoConfig.from_pretrained(str(self.source))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"모델 '{self.source}'의 설정을 읽지 못했어요: {str(exc).splitlines()[0]}",
+                "경로를 확인하세요. 허브 모델은 먼저 받아 두고(huggingface-cli download) 폴더 경로를 주세요.",
+            ) from exc
+        if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+            raise ModelLoadError(
+                f"'{config.model_type}' 구조는 문장 생성(causal LM) 모델이 아니라서 쓸 수 없어요.",
+                "GPT-NeoX(Polyglot-Ko, KULLM)나 LLaMA 계열 같은 causal LM을 주세요.",
+            )
+        kwargs: dict = {}
+        if self.quantize:
+            kwargs["quantization_config"] = self._bnb_config()
+            kwargs["device_map"] = "auto" if self.device == "cuda" else "cpu"
+        if self.dtype:
+            kwargs["dtype"] = getattr(torch, self.dtype)
+        elif self.device != "cpu":
+            kwargs["dtype"] = "auto"  # keep the checkpoint's fp16/bf16 on GPU; CPU stays fp32
+        try:
+            model = AutoModelForCausalLM.from_pretrained(str(self.source), **kwargs)
+        except (OSError, ValueError, ImportError) as exc:
+            raise ModelLoadError(f"모델 가중치를 읽지 못했어요 ({self.source}): {str(exc).splitlines()[0]}", "폴더에 model.safetensors(또는 pytorch_model.bin)가 있는지 확인하세요.") from exc
+        if not self.quantize:
+            model.to(self.device)
+        return model
+
+    def _bnb_config(self):
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        try:
+            importlib.import_module("bitsandbytes")
+        except ImportError as exc:
+            raise ModelLoadError(f"--quantize {self.quantize}에는 bitsandbytes가 필요해요.", "pip install bitsandbytes") from exc
+        if self.device == "cuda":
+            try:
+                importlib.import_module("accelerate")
+            except ImportError as exc:
+                raise ModelLoadError("GPU에서 양자화해 읽으려면 accelerate가 필요해요.", "pip install accelerate") from exc
+        if self.quantize == "int8":
+            return BitsAndBytesConfig(load_in_8bit=True)
+        compute = torch.bfloat16 if self.device == "cuda" else torch.float32
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+
+    def _load_kmed_quantized(self):
+        try:
+            module = importlib.import_module("kmed.llm.compression.quantize")
+            load_quantized = module.load_quantized
+        except (ImportError, AttributeError) as exc:
+            raise ModelLoadError(
+                f"'{self.source}'은(는) kmed compress로 만든 양자화 체크포인트인데, 이 설치에는 불러오는 코드가 없어요.",
+                "kmed를 최신으로 설치하거나, 원래 모델 폴더를 --quantize int8과 함께 쓰세요.",
+            ) from exc
+        if self.quantize:
+            raise ModelLoadError("이미 양자화된 체크포인트라서 --quantize를 함께 쓸 수 없어요.", "--quantize를 빼고 실행하세요.")
+        loaded = load_quantized(self.source)
+        if isinstance(loaded, tuple):  # (model, tokenizer) is accepted too
+            loaded, tokenizer = loaded[0], loaded[1]
+            if tokenizer is not None:
+                self.tokenizer = tokenizer
+        return loaded
+
+    def _attach_adapter(self, model):
+        try:
+            from peft import PeftModel
+        except ImportError as exc:
+            raise ModelLoadError("--adapter에는 peft가 필요해요.", "pip install peft") from exc
+        try:
+            return PeftModel.from_pretrained(model, str(self.adapter))
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"어댑터 '{self.adapter}'가 이 기본 모델과 맞지 않아요: {str(exc).splitlines()[0]}",
+                "어댑터를 학습할 때 쓴 기본 모델을 --model로 주세요 (어댑터 폴더의 kmed_adapter.json에 적혀 있어요).",
+            ) from exc
+
+    # ---- generation -----------------------------------------------------------------------
+
+    def _prompt_budget(self, request: GenerationRequest) -> int | None:
+        if self.max_prompt_tokens is not None:
+            return self.max_prompt_tokens
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return None if limit is None else max(64, limit - request.max_new_tokens)
+
+    def _stream(self, request: GenerationRequest, stats: dict) -> Iterator[str]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        self.warm_up()
+        start = time.perf_counter()
+        prompt = build_prompt(request, self.tokenizer, self._prompt_budget(request))
+        encoded = self.tokenizer(prompt.text, return_tensors="pt", add_special_tokens=not prompt.chat_template)
+        encoded = {k: v.to(self.model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+        prompt_len = encoded["input_ids"].shape[1]
+        streamer = _TimedStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_timeout_s)
+        cancel = threading.Event()
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        kwargs = dict(
+            **encoded,
+            max_new_tokens=request.max_new_tokens,
+            streamer=streamer,
+            do_sample=self.temperature > 0,
+            repetition_penalty=self.repetition_penalty,
+            pad_token_id=self.tokenizer.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([Cancelled()]),
+        )
+        if self.temperature > 0:
+            kwargs["temperature"] = self.temperature
+        if prompt.stop_strings:
+            kwargs.update(stop_strings=prompt.stop_strings, tokenizer=self.tokenizer)
+        kwargs.update(self.generation_kwargs)
+        outcome: dict = {}
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    outcome["output"] = self.model.generate(**kwargs)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                outcome["error"] = exc
+                streamer.end()
+
+        answer_filter = AnswerFilter(prompt.numbers, prompt.stop_strings)
+        emitted: list[str] = []
+        with self._lock:
+            thread = threading.Thread(target=run, daemon=True, name="kmed-hf-generate")
+            thread.start()
+            try:
+                for piece in streamer:
+                    out = answer_filter.feed(piece)
+                    if not emitted:
+                        out = out.lstrip()
+                    if out:
+                        emitted.append(out)
+                        yield out
+                    if answer_filter.stopped:
+                        cancel.set()
+                tail = answer_filter.flush().rstrip()
+                if tail:
+                    emitted.append(tail)
+                    yield tail
+            finally:
+                cancel.set()  # a caller that stops reading early also stops the model
+                thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        text = "".join(emitted)
+        stats.update(
+            text=text,
+            ttft_s=(streamer.first_token_at - start) if streamer.first_token_at else None,
+            total_s=time.perf_counter() - start,
+            prompt_tokens=prompt_len,
+            new_tokens=int(outcome["output"].shape[1] - prompt_len),
+            metadata={
+                "generator": self.name,
+                "model": str(self.source),
+                "adapter": str(self.adapter) if self.adapter else None,
+                "quantize": self.quantize,
+                "context_numbers": sorted(prompt.numbers),
+                "dropped_context": prompt.dropped,
+                "context_truncated": prompt.truncated,
+                "cited": cited_numbers(text),
+            },
+        )
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        stats: dict = {}
+        yield from self._stream(request, stats)
+        self.last_result = GenerationResult(**stats)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        stats: dict = {}
+        for _ in self._stream(request, stats):
+            pass
+        return GenerationResult(**stats)
