@@ -111,6 +111,39 @@ def build_graph(kb: KnowledgeBase) -> nx.MultiDiGraph:
     return graph
 
 
+def merge_extra_edges(graph: nx.MultiDiGraph, folder) -> int:
+    """Add edges from ``*.jsonl`` files (DUR import, AI Hub co-occurrence) whose ends exist in the graph.
+
+    Each line: {"src", "dst", "type", "provenance", …attrs}. Lines naming unknown nodes or edge types
+    are skipped and counted, so user data never adds dangling nodes.
+    """
+    import json
+    from pathlib import Path
+
+    added = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for path in sorted(folder.glob("*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    edge = json.loads(line)
+                    src, dst, edge_type = edge.pop("src"), edge.pop("dst"), edge.pop("type")
+                except (ValueError, KeyError, AttributeError):
+                    continue
+                if edge_type not in EDGE_TYPES or src not in graph:
+                    continue
+                if dst not in graph:
+                    if node_type(dst) not in ("population", "substance"):
+                        continue
+                    graph.add_node(dst, type=node_type(dst), name=dst)
+                edge.setdefault("provenance", {"file": path.name})
+                graph.add_edge(src, dst, key=f"{edge_type}:{path.stem}", type=edge_type, **edge)
+                added += 1
+    return added
+
+
 def _name(kb: KnowledgeBase, node_id: str) -> str:
     if node_id.startswith("factor."):
         return node_id[len("factor.") :].replace("_", " ")

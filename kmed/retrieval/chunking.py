@@ -1,0 +1,131 @@
+"""Turn the curated KB into sentence-aligned passages with metadata.
+
+Each condition section and drug section becomes one or more passages of whole sentences (Kiwi's
+sentence splitter), at most ``max_chars`` long. Symptoms, tests and departments get one short
+passage each. Structured drug facts (dose, contraindications, interactions) are rendered as
+Korean sentences so they can be retrieved and cited like prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kmed.data.kb import KnowledgeBase
+from kmed.data.kb_schema import CONDITION_SECTIONS, DRUG_SECTIONS
+from kmed.retrieval.passages import Passage
+from kmed.text_ko import josa
+
+# Chosen by measurement (docs/benchmarks.md, "passage size"): short passages keep citations precise.
+DEFAULT_MAX_CHARS = 220
+
+_LEVEL_KO = {"contraindicated": "금기", "caution": "주의"}
+_SEVERITY_KO = {"major": "중대한", "moderate": "중간 정도의", "minor": "가벼운"}
+
+
+def split_sentences(text: str, kiwi=None) -> list[str]:
+    text = " ".join(text.split())
+    if not text:
+        return []
+    if kiwi is None:
+        return [s.strip() for s in text.replace("요. ", "요.\n").split("\n") if s.strip()]
+    return [s.text.strip() for s in kiwi.split_into_sents(text) if s.text.strip()]
+
+
+def pack_sentences(sentences: list[str], max_chars: int) -> list[str]:
+    chunks: list[str] = []
+    current = ""
+    for sentence in sentences:
+        if current and len(current) + 1 + len(sentence) > max_chars:
+            chunks.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _source_names(kb: KnowledgeBase, entry) -> tuple[str, list[str]]:
+    ids = entry.source_ids()
+    names = [f"{kb.sources[i].publisher} {kb.sources[i].title}" if i in kb.sources else i for i in ids]
+    return ", ".join(dict.fromkeys(names)), ids
+
+
+def kb_passages(kb: KnowledgeBase, kiwi=None, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Passage]:
+    for c in kb.conditions.values():
+        source, source_ids = _source_names(kb, c)
+        base = {
+            "entity_ids": [c.id],
+            "entity_names": [c.name],
+            "entity_type": "condition",
+            "departments": c.departments,
+            "source": source,
+            "source_ids": source_ids,
+            "origin": kb.origin.get(c.id, ""),
+            "lang": "ko",
+        }
+        for section, title_ko in CONDITION_SECTIONS.items():
+            chunks = pack_sentences(split_sentences(c.sections[section], kiwi), max_chars)
+            for n, chunk in enumerate(chunks):
+                yield Passage(
+                    id=f"{c.id}#{section}#{n}",
+                    title=f"{c.name} · {title_ko}",
+                    text=chunk,
+                    metadata={**base, "section": section, "section_title": title_ko},
+                )
+    for d in kb.drugs.values():
+        yield from _drug_passages(kb, d, kiwi, max_chars)
+    for s in kb.symptoms.values():
+        source, source_ids = _source_names(kb, s)
+        lay = ", ".join(f"'{t}'" for t in s.lay_terms[:6])
+        text = s.description or f"{josa(s.name, '은')} 흔히 {lay}처럼 표현하는 증상이에요."
+        yield Passage(
+            id=f"{s.id}#overview#0",
+            title=f"{s.name} · 증상 설명",
+            text=text,
+            metadata={"entity_ids": [s.id], "entity_names": [s.name], "entity_type": "symptom",
+                      "departments": s.departments, "section": "overview", "section_title": "증상 설명",
+                      "source": source, "source_ids": source_ids, "origin": kb.origin.get(s.id, ""), "lang": "ko"},
+        )
+    for entry, kind in [*((t, "test") for t in kb.tests.values()), *((d, "department") for d in kb.departments.values())]:
+        source, source_ids = _source_names(kb, entry)
+        yield Passage(
+            id=f"{entry.id}#overview#0",
+            title=f"{entry.name} · {'검사' if kind == 'test' else '진료과'}",
+            text=entry.description,
+            metadata={"entity_ids": [entry.id], "entity_names": [entry.name], "entity_type": kind,
+                      "departments": [entry.id] if kind == "department" else [], "section": "overview",
+                      "section_title": "설명", "source": source, "source_ids": source_ids,
+                      "origin": kb.origin.get(entry.id, ""), "lang": "ko"},
+        )
+
+
+def _drug_passages(kb: KnowledgeBase, d, kiwi, max_chars: int) -> Iterator[Passage]:
+    source, source_ids = _source_names(kb, d)
+    base = {"entity_ids": [d.id], "entity_names": [d.name], "entity_type": "drug", "departments": [],
+            "source": source, "source_ids": source_ids, "origin": kb.origin.get(d.id, ""), "lang": "ko"}
+    brands = f" (제품 예: {', '.join(d.brands)})" if d.brands else ""
+    texts: dict[str, str] = {k: v for k, v in d.sections.items() if v}
+    texts["overview"] = f"{josa(d.name + brands, '은')} {d.drug_class} 계열이에요. " + texts["overview"]
+    if d.dose:
+        dose = d.dose.adult + (f" {d.dose.max_daily}" if d.dose.max_daily else "")
+        dose += f" {d.dose.children}" if d.dose.children else ""
+        texts["dosage"] = (texts.get("dosage", "") + " " + dose).strip()
+    cautions = [f"{kb.name_of(ci.population)}: {_LEVEL_KO[ci.level]}. {ci.note}" for ci in d.contraindications]
+    if cautions:
+        texts["cautions"] = (texts.get("cautions", "") + " " + " ".join(cautions)).strip()
+    interactions = [f"{josa(kb.name_of(ix.with_), '과')} {_SEVERITY_KO[ix.severity]} 상호작용이 있어요. {ix.note}"
+                    for ix in d.interactions]
+    if interactions:
+        texts["interactions"] = " ".join(interactions)
+    if d.side_effects and "side_effects" not in texts:
+        texts["side_effects"] = f"흔한 부작용으로 {', '.join(d.side_effects)} 등이 있어요."
+    titles = {**DRUG_SECTIONS, "interactions": "상호작용"}
+    for section, text in texts.items():
+        for n, chunk in enumerate(pack_sentences(split_sentences(text, kiwi), max_chars)):
+            yield Passage(
+                id=f"{d.id}#{section}#{n}",
+                title=f"{d.name} · {titles[section]}",
+                text=chunk,
+                metadata={**base, "section": section, "section_title": titles[section]},
+            )

@@ -1,0 +1,61 @@
+"""Retrieval settings as data (``configs/retrieval.yaml``), validated so a wrong key is an error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from kmed.errors import ConfigError
+from kmed.paths import PROJECT_ROOT
+
+DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "retrieval.yaml"
+
+
+@dataclass
+class DenseConfig:
+    enabled: bool = True
+    model: str = "kiwi-static"
+    index_type: str | None = None  # None: chosen by corpus size
+
+
+@dataclass
+class RetrievalConfig:
+    max_chars: int = 220
+    candidates: int = 50
+    rrf_k: int = 60
+    weights: dict = field(default_factory=lambda: {"bm25": 1.0, "dense": 1.0, "kg": 1.0})
+    dense: DenseConfig = field(default_factory=DenseConfig)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> RetrievalConfig:
+        path = Path(path) if path else DEFAULT_CONFIG
+        if not path.exists():
+            if path == DEFAULT_CONFIG:
+                return cls()
+            raise ConfigError(f"설정 파일 '{path}'이(가) 없어요.", "경로를 확인하거나 --config 없이 실행하세요.")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"설정 파일 '{path}'을(를) 읽을 수 없어요: {exc}", "YAML 문법을 고치세요.") from exc
+        return cls.from_dict(data, str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config") -> RetrievalConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{where}: 알 수 없는 설정 키 {unknown}", f"쓸 수 있는 키: {sorted(known)}")
+        dense_data = data.pop("dense", None) or {}
+        dense_known = {f.name for f in fields(DenseConfig)}
+        bad = sorted(set(dense_data) - dense_known)
+        if bad:
+            raise ConfigError(f"{where}: dense에 알 수 없는 설정 키 {bad}", f"쓸 수 있는 키: {sorted(dense_known)}")
+        weights = data.get("weights")
+        if weights is not None and set(weights) - {"bm25", "dense", "kg"}:
+            raise ConfigError(f"{where}: weights는 bm25, dense, kg만 가질 수 있어요.", "configs/retrieval.yaml을 고치세요.")
+        return cls(**data, dense=DenseConfig(**dense_data))
+
+    def fingerprint(self) -> dict:
+        return {"max_chars": self.max_chars, "dense_model": self.dense.model if self.dense.enabled else None}

@@ -1,0 +1,197 @@
+"""Dense retrieval: an embedder (one factory) and a FAISS index whose type follows corpus size.
+
+Embedders (``make_embedder(spec)``):
+- ``"kiwi-static"`` (default): a sentence-transformers ``StaticEmbedding`` over Kiwi morphemes,
+  trained at build time on the KB itself (lay terms → their entries' passages) with in-batch
+  negatives. Seeded and deterministic, a few seconds on 2 cores, no downloaded weights.
+- anything else: a sentence-transformers model name or local path (e.g. KURE, bge-m3) the user has.
+
+FAISS: exact inner product (``IndexFlatIP``) below ``HNSW_THRESHOLD`` vectors, HNSW above.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+
+from kmed.errors import ConfigError, KmedError
+
+HNSW_THRESHOLD = 50_000  # flat search stays under ~5 ms/query in batches up to here (docs/benchmarks.md)
+STATIC_DIM = 256  # more dims gave no recall gain on the KB dev set; 256 keeps the index small
+STATIC_STEPS = 300
+STATIC_BATCH = 64
+
+
+def _require_faiss():
+    try:
+        import faiss
+    except ImportError as exc:
+        raise KmedError("FAISS가 설치되어 있지 않아요.", "pip install faiss-cpu") from exc
+    return faiss
+
+
+class KiwiStaticEmbedder:
+    """StaticEmbedding over Kiwi morphemes; ``analyzer`` maps text → morpheme tokens."""
+
+    spec = "kiwi-static"
+
+    def __init__(self, model, analyzer):
+        self.model = model
+        self.analyzer = analyzer
+
+    @property
+    def dim(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        joined = [" ".join(self.analyzer(t)) or "[UNK]" for t in texts]
+        vectors = self.model.encode(joined, batch_size=256, convert_to_numpy=True, show_progress_bar=False)
+        return _normalize(vectors)
+
+    @classmethod
+    def train(cls, pairs: list[tuple[str, str]], analyzer, seed: int = 13) -> KiwiStaticEmbedder:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.models import StaticEmbedding
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        analyzed = [(" ".join(analyzer(a)), " ".join(analyzer(p))) for a, p in pairs]
+        vocab = {"[UNK]": 0, "[PAD]": 1}
+        for a, p in analyzed:
+            for token in (a + " " + p).split():
+                vocab.setdefault(token, len(vocab))
+        tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+        tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        torch.manual_seed(seed)
+        rng = random.Random(seed)
+        module = StaticEmbedding(tokenizer, embedding_dim=STATIC_DIM)
+        model = SentenceTransformer(modules=[module], device="cpu")
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+        scale = 20.0  # cosine-similarity temperature, as in MultipleNegativesRankingLoss
+        for _ in range(STATIC_STEPS if len(analyzed) >= STATIC_BATCH else 0):
+            batch = rng.sample(analyzed, STATIC_BATCH)
+            anchors = model(model.preprocess([a for a, _ in batch]))["sentence_embedding"]
+            positives = model(model.preprocess([p for _, p in batch]))["sentence_embedding"]
+            logits = scale * torch.nn.functional.normalize(anchors, dim=-1) @ torch.nn.functional.normalize(positives, dim=-1).T
+            # Pairs that share a positive text are not negatives of each other.
+            same = torch.tensor([[pa == pb for _, pb in batch] for _, pa in batch])
+            logits = logits.masked_fill(same & ~torch.eye(len(batch), dtype=torch.bool), -1e4)
+            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return cls(model, analyzer)
+
+    def save(self, folder: Path) -> None:
+        self.model.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path, analyzer) -> KiwiStaticEmbedder:
+        from sentence_transformers import SentenceTransformer
+
+        return cls(SentenceTransformer(str(folder), device="cpu"), analyzer)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model the user has locally (name in the HF cache, or a path)."""
+
+    def __init__(self, name_or_path: str):
+        self.spec = name_or_path
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise KmedError("sentence-transformers가 없어요.", "pip install sentence-transformers") from exc
+        try:
+            self.model = SentenceTransformer(name_or_path, device="cpu")
+        except Exception as exc:  # noqa: BLE001 - hub/IO errors vary by version
+            raise ConfigError(
+                f"임베딩 모델 '{name_or_path}'을(를) 불러올 수 없어요 ({type(exc).__name__}).",
+                "configs/retrieval.yaml의 dense.model(또는 --embedder)을 내려받아 둔 모델 폴더 경로로 바꾸거나, "
+                "기본값 'kiwi-static'을 쓰세요.",
+            ) from exc
+
+    @property
+    def dim(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return _normalize(self.model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False))
+
+
+def _normalize(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class FaissIndex:
+    def __init__(self, index, kind: str):
+        self.index = index
+        self.kind = kind
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, kind: str | None = None) -> FaissIndex:
+        faiss = _require_faiss()
+        n, dim = vectors.shape
+        kind = kind or ("flat" if n < HNSW_THRESHOLD else "hnsw")
+        if kind == "flat":
+            index = faiss.IndexFlatIP(dim)
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = 64
+        else:
+            raise ConfigError(f"알 수 없는 FAISS 인덱스 종류 '{kind}'", "dense.index_type을 flat 또는 hnsw로 지정하세요.")
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return cls(index, kind)
+
+    def search(self, query: np.ndarray, k: int, allowed_ids: np.ndarray | None = None):
+        faiss = _require_faiss()
+        params = None
+        if allowed_ids is not None:
+            selector = faiss.IDSelectorBatch(allowed_ids.astype(np.int64))
+            params = faiss.SearchParametersHNSW(sel=selector) if self.kind == "hnsw" else faiss.SearchParameters(sel=selector)
+        k = min(k, self.index.ntotal)
+        scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), k, params=params)
+        return scores, ids
+
+    def memory_bytes(self) -> int:
+        faiss = _require_faiss()
+        return int(faiss.serialize_index(self.index).nbytes)
+
+    def save(self, path: Path) -> None:
+        _require_faiss().write_index(self.index, str(path))
+
+    @classmethod
+    def load(cls, path: Path, kind: str) -> FaissIndex:
+        return cls(_require_faiss().read_index(str(path)), kind)
+
+
+def training_pairs(kb, passages) -> list[tuple[str, str]]:
+    """(query-like text, passage text) pairs from the KB alone: names and lay terms → their passages.
+
+    Symptom lay terms pair with the symptom sections of conditions that list the symptom, which is
+    how "배가 꼬이듯 아파요" learns to land near 장염.
+    """
+    by_entity: dict[str, list[str]] = {}
+    for p in passages:
+        ids = p.metadata.get("entity_ids") or []
+        if ids:
+            by_entity.setdefault(ids[0], []).append(p.title + " " + p.text)
+    pairs: list[tuple[str, str]] = []
+    for entity in kb.entities():
+        for form in entity.surface_forms():
+            for text in by_entity.get(entity.id, [])[:4]:
+                pairs.append((form, text))
+    for condition in kb.conditions.values():
+        symptom_texts = [t for t in by_entity.get(condition.id, []) if "증상" in t[:40]] or by_entity.get(condition.id, [])[:1]
+        for sym_id in [*condition.symptoms.typical, *condition.symptoms.red_flag]:
+            symptom = kb.symptoms.get(sym_id)
+            if symptom is None:
+                continue
+            for form in symptom.surface_forms()[:6]:
+                for text in symptom_texts[:1]:
+                    pairs.append((form, text))
+    return pairs

@@ -1,0 +1,268 @@
+"""Build, check and load the search index: a folder of plain files with a manifest.
+
+    kmed build index [--with-processed]      # → indexes/default/
+
+    indexes/default/manifest.json   inputs' hashes, versions, counts, build time, embedder
+                    terms.json      Kiwi user words + surface forms (the term dictionary)
+                    kg.json         the knowledge graph (node-link JSON)
+                    passages.jsonl  every passage with metadata
+                    bm25/           bm25s arrays
+                    dense/          embedder, vectors.npy, text hashes, faiss.index
+
+A build writes to a temporary folder beside the target and swaps it in at the end, so an
+interrupted build leaves the previous index usable. Vectors of passages whose text did not change
+are reused when the embedder is the same, so a small KB edit re-embeds only what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from kmed.data.kb import KnowledgeBase, load_kb_or_fail
+from kmed.errors import IndexMissingError, IndexStaleError
+from kmed.kg.graph import build_graph, graph_from_json, graph_to_json, merge_extra_edges
+from kmed.kg.terms import TermDictionary
+from kmed.paths import default_index_dir, default_processed_dir
+from kmed.retrieval.bm25 import BM25Index, analyze
+from kmed.retrieval.chunking import kb_passages
+from kmed.retrieval.config import RetrievalConfig
+from kmed.retrieval.dense import FaissIndex, KiwiStaticEmbedder, SentenceTransformerEmbedder, training_pairs
+from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
+
+FORMAT_VERSION = 1
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _file_sha(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict:
+    out = {}
+    for pkg in ("kmed", "kiwipiepy", "bm25s", "faiss-cpu", "sentence-transformers", "torch", "networkx"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def processed_inputs(with_processed: bool) -> dict[str, str]:
+    """Hashes of the AI Hub outputs an index includes (``data/processed``), if asked for."""
+    if not with_processed:
+        return {}
+    root = default_processed_dir()
+    files = [root / "passages.jsonl", *sorted((root / "kg_edges").glob("*.jsonl"))]
+    return {str(p.relative_to(root)): _file_sha(p) for p in files if p.exists()}
+
+
+def expected_inputs(kb: KnowledgeBase, config: RetrievalConfig, with_processed: bool) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "kb_hash": kb.content_hash(),
+        "config": config.fingerprint(),
+        "processed": processed_inputs(with_processed),
+    }
+
+
+@dataclass
+class IndexArtifacts:
+    folder: Path
+    manifest: dict
+    terms: TermDictionary
+    graph: object
+    passages: list[Passage]
+    bm25: BM25Index
+    embedder: object | None
+    faiss: FaissIndex | None
+
+
+def read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def check_index(folder: Path, kb: KnowledgeBase, config: RetrievalConfig) -> str | None:
+    """None when the index matches the KB and config; otherwise why it must be rebuilt."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return "missing" if not folder.exists() else "corrupt (manifest.json unreadable)"
+    inputs = manifest.get("inputs", {})
+    with_processed = bool(inputs.get("processed"))
+    if inputs != expected_inputs(kb, config, with_processed):
+        return "stale (the KB, config or processed data changed since it was built)"
+    for name in ("terms.json", "kg.json", "passages.jsonl", "bm25"):
+        if not (folder / name).exists():
+            return f"corrupt ({name} is missing)"
+    return None
+
+
+def build_index(
+    kb: KnowledgeBase | None = None,
+    folder: Path | None = None,
+    config: RetrievalConfig | None = None,
+    with_processed: bool = False,
+    progress=None,
+) -> dict:
+    """Build into a temporary folder and swap it in. Returns the manifest."""
+    started = time.perf_counter()
+    kb = kb or load_kb_or_fail()
+    config = config or RetrievalConfig.load()
+    folder = Path(folder or default_index_dir() / "default")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    step = progress or (lambda message, fraction: None)
+    try:
+        step("용어 사전(Kiwi)", 0.05)
+        terms = TermDictionary.from_kb(kb)
+        (tmp / "terms.json").write_text(json.dumps(terms.to_dict(), ensure_ascii=False), encoding="utf-8")
+        step("지식그래프", 0.2)
+        graph = build_graph(kb)
+        if with_processed:
+            merge_extra_edges(graph, default_processed_dir() / "kg_edges")
+        (tmp / "kg.json").write_text(json.dumps(graph_to_json(graph), ensure_ascii=False), encoding="utf-8")
+        step("문단 나누기", 0.3)
+        passages = list(kb_passages(kb, terms.kiwi, config.max_chars))
+        if with_processed and (default_processed_dir() / "passages.jsonl").exists():
+            passages.extend(read_jsonl(default_processed_dir() / "passages.jsonl"))
+        write_jsonl(passages, tmp / "passages.jsonl")
+        step("BM25", 0.45)
+        docs_tokens = [analyze(terms, p.title + " " + p.text) for p in passages]
+        BM25Index.build(docs_tokens).save(tmp / "bm25")
+        dense_info = None
+        if config.dense.enabled:
+            dense_info = _build_dense(kb, terms, passages, config, tmp / "dense", folder / "dense", step)
+        manifest = {
+            "name": folder.name,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "build_seconds": round(time.perf_counter() - started, 2),
+            "inputs": expected_inputs(kb, config, with_processed),
+            "kb_files": kb.files,
+            "versions": _versions(),
+            "counts": {
+                "passages": len(passages),
+                "kb_passages": sum(1 for p in passages if p.metadata.get("entity_type") != "aihub"),
+                "processed_passages": sum(1 for p in passages if p.metadata.get("entity_type") == "aihub"),
+                "kg_nodes": graph.number_of_nodes(),
+                "kg_edges": graph.number_of_edges(),
+                "surface_forms": terms.surface_count(),
+                "kiwi_user_words": len(terms.user_words),
+            },
+            "dense": dense_info,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        step("교체", 0.98)
+        _swap_in(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    step("완료", 1.0)
+    return manifest
+
+
+def _swap_in(tmp: Path, folder: Path) -> None:
+    old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _build_dense(kb, terms, passages, config, out: Path, previous: Path, step) -> dict:
+    out.mkdir()
+    texts = [p.title + " " + p.text for p in passages]
+    hashes = [_sha(t) for t in texts]
+    spec = config.dense.model
+    if spec == "kiwi-static":
+        step("밀집 임베딩 학습", 0.55)
+        analyzer = _analyzer(terms)
+        pairs = training_pairs(kb, passages)
+        fingerprint = "kiwi-static:" + _sha(json.dumps(pairs, ensure_ascii=False))
+        embedder = KiwiStaticEmbedder.train(pairs, analyzer)
+        embedder.save(out / "embedder")
+    else:
+        embedder = SentenceTransformerEmbedder(spec)
+        fingerprint = "st:" + spec
+    step("임베딩", 0.75)
+    vectors, reused = _reuse_vectors(previous, fingerprint, hashes)
+    todo = [i for i, v in enumerate(vectors) if v is None]
+    if todo:
+        fresh = embedder.encode([texts[i] for i in todo])
+        for i, vector in zip(todo, fresh, strict=True):
+            vectors[i] = vector
+    matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, embedder.dim), np.float32)
+    np.save(out / "vectors.npy", matrix)
+    (out / "hashes.json").write_text(json.dumps({"fingerprint": fingerprint, "hashes": hashes}), encoding="utf-8")
+    step("FAISS", 0.9)
+    index = FaissIndex.build(matrix, config.dense.index_type)
+    index.save(out / "faiss.index")
+    return {"model": spec, "fingerprint": fingerprint, "dim": int(matrix.shape[1]), "index_type": index.kind,
+            "memory_bytes": index.memory_bytes(), "embedded": len(todo), "reused": reused}
+
+
+def _reuse_vectors(previous: Path, fingerprint: str, hashes: list[str]) -> tuple[list, int]:
+    vectors: list = [None] * len(hashes)
+    try:
+        old = json.loads((previous / "hashes.json").read_text(encoding="utf-8"))
+        old_vectors = np.load(previous / "vectors.npy")
+    except (OSError, ValueError):
+        return vectors, 0
+    if old.get("fingerprint") != fingerprint or len(old.get("hashes", [])) != len(old_vectors):
+        return vectors, 0
+    by_hash = {h: i for i, h in enumerate(old["hashes"])}
+    reused = 0
+    for i, h in enumerate(hashes):
+        if h in by_hash:
+            vectors[i] = old_vectors[by_hash[h]]
+            reused += 1
+    return vectors, reused
+
+
+def _analyzer(terms: TermDictionary):
+    return lambda text: analyze(terms, text)
+
+
+def load_index(folder: Path, kb: KnowledgeBase, config: RetrievalConfig, strict: bool = True) -> IndexArtifacts:
+    problem = check_index(folder, kb, config)
+    if problem and strict:
+        error = IndexMissingError if problem == "missing" else IndexStaleError
+        raise error(f"검색 인덱스({folder})가 {problem} 상태예요.", "kmed build index 로 다시 만드세요.")
+    try:
+        manifest = read_manifest(folder) or {}
+        terms = TermDictionary.from_dict(json.loads((folder / "terms.json").read_text(encoding="utf-8")))
+        graph = graph_from_json(json.loads((folder / "kg.json").read_text(encoding="utf-8")))
+        passages = list(read_jsonl(folder / "passages.jsonl"))
+        bm25 = BM25Index.load(folder / "bm25")
+        embedder = faiss_index = None
+        dense = manifest.get("dense")
+        if dense:
+            if dense["model"] == "kiwi-static":
+                embedder = KiwiStaticEmbedder.load(folder / "dense" / "embedder", _analyzer(terms))
+            else:
+                embedder = SentenceTransformerEmbedder(dense["model"])
+            faiss_index = FaissIndex.load(folder / "dense" / "faiss.index", dense["index_type"])
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise IndexStaleError(
+            f"검색 인덱스({folder})가 손상됐어요: {type(exc).__name__}: {exc}", "kmed build index 로 다시 만드세요."
+        ) from exc
+    return IndexArtifacts(folder, manifest, terms, graph, passages, bm25, embedder, faiss_index)

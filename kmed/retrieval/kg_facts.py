@@ -1,0 +1,107 @@
+"""KG retrieval: entities linked in a query pull graph facts, rendered as short Korean passages.
+
+For symptoms, the graph ranks candidate conditions (rarer shared symptoms weigh more); each
+candidate becomes one passage about that condition. For a condition or drug, its departments,
+red-flag symptoms, interactions and contraindications become passages. Every passage carries the
+provenance of the edges it was rendered from.
+"""
+
+from __future__ import annotations
+
+from kmed.kg.graph import GraphQueries
+from kmed.kg.linker import Mention
+from kmed.retrieval.passages import Passage
+from kmed.text_ko import josa
+
+
+def _provenance(edges: list[dict]) -> tuple[str, list[str]]:
+    sources = sorted({s for e in edges for s in e.get("provenance", {}).get("sources", [])})
+    files = sorted({e.get("provenance", {}).get("file", "") for e in edges} - {""})
+    return ", ".join(files), sources
+
+
+class KGFactRetriever:
+    def __init__(self, queries: GraphQueries, source_names: dict[str, str] | None = None):
+        self.q = queries
+        self.source_names = source_names or {}
+
+    def _passage(self, pid: str, about: str, title: str, text: str, edges: list[dict], section: str) -> Passage:
+        origin, sources = _provenance(edges)
+        node = self.q.graph.nodes.get(about, {})
+        return Passage(
+            id=f"kg:{pid}",
+            title=title,
+            text=text,
+            metadata={
+                "entity_ids": [about],
+                "entity_names": [node.get("name", about)],
+                "entity_type": "kg_fact",
+                "section": section,
+                "section_title": "지식그래프",
+                "departments": self.q.departments_of(about),
+                "source": ", ".join(self.source_names.get(s, s) for s in sources) or "kmed 지식그래프",
+                "source_ids": sources,
+                "origin": origin,
+                "lang": "ko",
+            },
+        )
+
+    def retrieve(self, mentions: list[Mention], k: int = 10) -> list[Passage]:
+        positive = [m for m in mentions if not m.negated]
+        symptoms = list(dict.fromkeys(m.id for m in positive if m.type == "symptom"))
+        passages: list[Passage] = []
+        if symptoms:
+            for cand in self.q.candidate_conditions(symptoms, limit=k):
+                names = ", ".join(self.q.name(s) for s in cand.matched)
+                edges = [d for s in cand.matched for _, dst, d in self.q.graph.out_edges(cand.id, data=True) if dst == s]
+                depts = ", ".join(self.q.name(d) for d in self.q.departments_of(cand.id)[:2])
+                text = f"{names} 증상이 있을 때 생각해 볼 수 있는 질환으로 {josa(cand.name, '이')} 있어요."
+                if depts:
+                    text += f" {josa(cand.name, '은')} {depts}에서 진료해요."
+                passages.append(self._passage(f"{cand.id}:candidate", cand.id, f"{cand.name} · 증상으로 본 가능성",
+                                              text, edges, "kg_candidate"))
+        for m in positive:
+            if m.type == "disease":
+                passages.extend(self._condition_facts(m.id))
+            elif m.type == "drug":
+                passages.extend(self._drug_facts(m.id))
+        seen, unique = set(), []
+        for p in passages:
+            if p.id not in seen:
+                seen.add(p.id)
+                unique.append(p)
+        return unique[:k]
+
+    def _edges(self, src: str, edge_type: str) -> list[tuple[str, dict]]:
+        return [(dst, d) for _, dst, d in self.q.graph.out_edges(src, data=True) if d["type"] == edge_type]
+
+    def _condition_facts(self, cid: str) -> list[Passage]:
+        name = self.q.name(cid)
+        out = []
+        dept_edges = self._edges(cid, "visit_department")
+        if dept_edges:
+            depts = ", ".join(self.q.name(d) for d, _ in dept_edges)
+            out.append(self._passage(f"{cid}:departments", cid, f"{name} · 진료과", f"{josa(name, '은')} {depts}에서 진료해요.",
+                                     [d for _, d in dept_edges], "kg_departments"))
+        flags = self._edges(cid, "red_flag")
+        if flags:
+            names = ", ".join(self.q.name(s) for s, _ in flags)
+            out.append(self._passage(f"{cid}:red_flags", cid, f"{name} · 위험 신호",
+                                     f"{name}에서 {josa(names, '이')} 나타나면 빨리 진료가 필요한 위험 신호예요.",
+                                     [d for _, d in flags], "kg_red_flags"))
+        return out
+
+    def _drug_facts(self, did: str) -> list[Passage]:
+        name = self.q.name(did)
+        out = []
+        for other, data in self.q.interactions_of(did)[:6]:
+            note = data.get("note", "")
+            out.append(self._passage(f"{did}:ix:{other}", did, f"{name} · 상호작용",
+                                     f"{josa(name, '은')} {josa(self.q.name(other), '과')} 함께 쓸 때 주의가 필요해요. {note}".strip(),
+                                     [data], "kg_interactions"))
+        for target, data in self.q.contraindications_of(did)[:6]:
+            level = "금기예요" if data.get("level") == "contraindicated" else "주의가 필요해요"
+            out.append(self._passage(f"{did}:ci:{target}", did, f"{name} · 금기와 주의",
+                                     f"{self.q.name(target)}에게 {josa(name, '은')} {level}. {data.get('note', '')}".strip(),
+                                     [data], "kg_contraindications"))
+        return out
