@@ -58,6 +58,12 @@ def check_model_source(model: str) -> Path | str:
     raise ModelLoadError(f"모델 경로 '{model}'을(를) 찾을 수 없어요.", "경로를 확인하거나, 허브 id(예: EleutherAI/polyglot-ko-1.3b)를 주세요.")
 
 
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__
+
+
 class _TimedStreamer:
     """A ``TextIteratorStreamer`` that notes when the first new token arrives."""
 
@@ -162,7 +168,14 @@ class HFGenerator(Generator):
 
         try:
             config = AutoConfig.from_pretrained(str(self.source))
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
+            if "does not recognize this architecture" in str(exc):
+                raise ModelLoadError(
+                    f"모델 '{self.source}'의 구조를 이 transformers({_transformers_version()})가 모르는 구조예요.",
+                    "pip install -U transformers 로 올리거나, GPT-NeoX(Polyglot-Ko, KULLM)·LLaMA 계열 모델을 쓰세요.",
+                ) from exc
+            raise ModelLoadError(f"모델 '{self.source}'의 설정을 읽지 못했어요: {str(exc).splitlines()[0]}", "config.json을 확인하세요.") from exc
+        except OSError as exc:
             raise ModelLoadError(
                 f"모델 '{self.source}'의 설정을 읽지 못했어요: {str(exc).splitlines()[0]}",
                 "경로를 확인하세요. 허브 모델은 먼저 받아 두고(huggingface-cli download) 폴더 경로를 주세요.",
