@@ -1,0 +1,238 @@
+"""Quantized layers for CPU inference, each storing a portable form and packing it for a kernel.
+
+    Int4WeightOnlyLinear  4-bit groupwise weights, bf16 activations: torch's CPU tinygemm kernel
+                          (``_weight_int4pack_mm_for_cpu``). Decode reads ~0.56 byte per weight.
+    Int8DynamicLinear     int8 per-channel weights, activations quantized per call: fbgemm
+                          (``quantized::linear_dynamic``). Fast int8 prefill; fp32 in and out.
+    Int8WeightOnlyLinear  int8 per-channel weights, bf16 activations (``_weight_int8pack_mm``):
+                          the output head of the int4 scheme, where 4 bits would hurt most.
+    Int8Embedding         int8 rows with one scale each: a lookup, so speed is unchanged.
+
+Each module keeps its tensors as buffers named in the checkpoint (``qweight``, ``scales_zeros``,
+…) and builds the kernel's packed layout in ``pack()``. Loading packs and then drops the
+portable copy, so only one copy of the weights is ever resident.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+INT4_N_MULTIPLE = 16  # the CPU int4 kernel needs out_features divisible by 16
+
+
+@lru_cache(maxsize=1)
+def cpu_has_vnni() -> bool:
+    """With VNNI, fbgemm accumulates u8×s8 without saturating, so activations can use all 8 bits."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def int4_supported(linear: nn.Linear, group_size: int) -> bool:
+    return linear.in_features % group_size == 0 and linear.out_features % INT4_N_MULTIPLE == 0
+
+
+def quantize_int4(weight: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric groupwise 4-bit: ``w ≈ (q - 8) · scale + zero`` (tinygemm convention).
+
+    Returns ``qweight`` uint8 [N, K/2] (high nibble: even column) and ``scales_zeros`` bf16 [K/g, N, 2].
+    """
+    n, k = weight.shape
+    w = weight.detach().float().reshape(n, k // group_size, group_size)
+    lo, hi = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+    scale = ((hi - lo) / 15).clamp(min=1e-8)
+    q = torch.round((w - lo) / scale).clamp_(0, 15).to(torch.uint8).reshape(n, k)
+    zero = lo + 8 * scale
+    scales_zeros = torch.cat([scale, zero], dim=-1).transpose(0, 1).contiguous().to(torch.bfloat16)
+    return (q[:, 0::2] << 4 | q[:, 1::2]).contiguous(), scales_zeros
+
+
+def unpack_int4(qweight: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, K/2] → int32 [N, K] with values 0..15."""
+    return torch.stack([qweight >> 4, qweight & 0xF], dim=-1).reshape(qweight.shape[0], -1).to(torch.int32)
+
+
+def dequantize_int4(qweight: torch.Tensor, scales_zeros: torch.Tensor, group_size: int) -> torch.Tensor:
+    q = unpack_int4(qweight).float()
+    n, k = q.shape
+    sz = scales_zeros.float().transpose(0, 1)  # [N, K/g, 2]
+    w = (q.reshape(n, k // group_size, group_size) - 8) * sz[..., :1] + sz[..., 1:]
+    return w.reshape(n, k)
+
+
+def quantize_int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: ``w ≈ q · scale``."""
+    w = weight.detach().float()
+    scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-8)
+    q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+    return q, scale
+
+
+class _Packed(nn.Module):
+    """Shared plumbing: packing, dropping the portable buffers, and a clear error on re-saving."""
+
+    portable: tuple[str, ...] = ()
+
+    def pack(self, drop_portable: bool = False) -> None:
+        raise NotImplementedError
+
+    def _drop(self) -> None:
+        for name in self.portable:
+            self._buffers[name] = None
+        self._dropped = True
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if getattr(self, "_dropped", False):
+            raise RuntimeError(
+                f"{type(self).__name__} was loaded for inference only (portable weights dropped to save memory); "
+                "save the model before loading it with load_quantized, or re-run `kmed compress`."
+            )
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+
+class Int4WeightOnlyLinear(_Packed):
+    portable = ("qweight",)
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, group_size: int, device=None):
+        super().__init__()
+        self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+        self.register_buffer("qweight", torch.empty(out_features, in_features // 2, dtype=torch.uint8, device=device))
+        self.register_buffer(
+            "scales_zeros", torch.empty(in_features // group_size, out_features, 2, dtype=torch.bfloat16, device=device)
+        )
+        self.register_buffer("bias", torch.empty(out_features, dtype=torch.bfloat16, device=device) if bias else None)
+        self._packed: torch.Tensor | None = None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int) -> Int4WeightOnlyLinear:
+        m = cls(linear.in_features, linear.out_features, linear.bias is not None, group_size)
+        m.qweight, m.scales_zeros = quantize_int4(linear.weight, group_size)
+        if linear.bias is not None:
+            m.bias = linear.bias.detach().to(torch.bfloat16).clone()
+        return m
+
+    def pack(self, drop_portable: bool = False) -> None:
+        self._packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(unpack_int4(self.qweight), 1)
+        if drop_portable:
+            self._drop()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is None:
+            self.pack()
+        shape = x.shape
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self._packed, self.group_size, self.scales_zeros
+        )
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, group_size={self.group_size}"
+
+
+class Int8WeightOnlyLinear(_Packed):
+    def __init__(self, in_features: int, out_features: int, bias: bool, device=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("weight_int8", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("weight_scale", torch.empty(out_features, dtype=torch.bfloat16, device=device))
+        self.register_buffer("bias", torch.empty(out_features, dtype=torch.bfloat16, device=device) if bias else None)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8WeightOnlyLinear:
+        m = cls(linear.in_features, linear.out_features, linear.bias is not None)
+        q, scale = quantize_int8_rows(linear.weight)
+        m.weight_int8, m.weight_scale = q, scale.to(torch.bfloat16)
+        if linear.bias is not None:
+            m.bias = linear.bias.detach().to(torch.bfloat16).clone()
+        return m
+
+    def pack(self, drop_portable: bool = False) -> None:  # the kernel reads the plain layout
+        return None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = torch.ops.aten._weight_int8pack_mm(
+            x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.weight_int8, self.weight_scale
+        )
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features)
+
+
+class Int8DynamicLinear(_Packed):
+    portable = ("weight_int8",)
+
+    def __init__(self, in_features: int, out_features: int, bias: bool, device=None):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.register_buffer("weight_int8", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("weight_scale", torch.empty(out_features, dtype=torch.float32, device=device))
+        self.register_buffer("bias", torch.empty(out_features, dtype=torch.float32, device=device) if bias else None)
+        self._packed = None
+        self.reduce_range = not cpu_has_vnni()
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8DynamicLinear:
+        m = cls(linear.in_features, linear.out_features, linear.bias is not None)
+        m.weight_int8, m.weight_scale = quantize_int8_rows(linear.weight)
+        if linear.bias is not None:
+            m.bias = linear.bias.detach().float().clone()
+        return m
+
+    def pack(self, drop_portable: bool = False) -> None:
+        with warnings.catch_warnings():  # torch marks quantized tensors deprecated; fbgemm still needs one
+            warnings.simplefilter("ignore")
+            zeros = torch.zeros(self.out_features, dtype=torch.long)
+            qweight = torch._make_per_channel_quantized_tensor(self.weight_int8, self.weight_scale.double(), zeros, 0)
+            bias = None if self.bias is None else self.bias.float()
+            self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
+        if drop_portable:
+            self._drop()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._packed is None:
+            self.pack()
+        shape = x.shape
+        y = torch.ops.quantized.linear_dynamic(
+            x.reshape(-1, self.in_features).float().contiguous(), self._packed, self.reduce_range
+        )
+        return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+
+
+class Int8Embedding(_Packed):
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=torch.float32, padding_idx=None, device=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.register_buffer("weight_int8", torch.empty(num_embeddings, embedding_dim, dtype=torch.int8, device=device))
+        self.register_buffer("weight_scale", torch.empty(num_embeddings, dtype=dtype, device=device))
+
+    @classmethod
+    def from_embedding(cls, emb: nn.Embedding) -> Int8Embedding:
+        m = cls(emb.num_embeddings, emb.embedding_dim, emb.weight.dtype, emb.padding_idx)
+        q, scale = quantize_int8_rows(emb.weight)
+        m.weight_int8, m.weight_scale = q, scale.to(emb.weight.dtype)
+        return m
+
+    def pack(self, drop_portable: bool = False) -> None:
+        return None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = F.embedding(ids, self.weight_int8).to(self.weight_scale.dtype)
+        return rows * self.weight_scale[ids].unsqueeze(-1)
+
+
+QUANT_MODULES: dict[str, type[_Packed]] = {
+    "int4_wo": Int4WeightOnlyLinear,
+    "int8_wo": Int8WeightOnlyLinear,
+    "int8_dyn": Int8DynamicLinear,
+    "int8_embedding": Int8Embedding,
+}
