@@ -342,3 +342,21 @@ def test_agent_answers_through_hf_generator(tiny_paths):
     import re
 
     assert set(re.findall(r"\[(\d+)\]", data["answer"])) <= allowed
+
+
+def test_kmed_int8_checkpoint_round_trip(tiny_paths, tmp_path):
+    """The compression engineer's real saver and loader, through HFGenerator."""
+    try:
+        from kmed.llm.compression.quantize import quantize_model, save_quantized
+    except ImportError:
+        pytest.skip("kmed.llm.compression.quantize is not in the tree")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kmed.llm.hf import HFGenerator
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_paths["gpt_neox"])
+    quantize_model(model, "int8")
+    out = save_quantized(model, tmp_path / "int8", AutoTokenizer.from_pretrained(tiny_paths["gpt_neox"]))
+    gen = HFGenerator(out)
+    assert gen.generate(request(max_new_tokens=3)).new_tokens <= 3
+    assert any("int8" in type(m).__name__.lower() or "quant" in type(m).__name__.lower() for m in gen.model.modules())

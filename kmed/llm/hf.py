@@ -130,10 +130,11 @@ class HFGenerator(Generator):
         import torch
 
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = self._load_tokenizer()
         if isinstance(self.source, Path) and (self.source / KMED_QUANT_MANIFEST).is_file():
-            model = self._load_kmed_quantized()
+            model, tokenizer = self._load_kmed_quantized()
+            self.tokenizer = tokenizer if tokenizer is not None and not self.tokenizer_source else self._load_tokenizer()
         else:
+            self.tokenizer = self._load_tokenizer()
             model = self._load_transformers_model()
         if self.adapter is not None:
             model = self._attach_adapter(model)
@@ -230,12 +231,11 @@ class HFGenerator(Generator):
             ) from exc
         if self.quantize:
             raise ModelLoadError("이미 양자화된 체크포인트라서 --quantize를 함께 쓸 수 없어요.", "--quantize를 빼고 실행하세요.")
-        loaded = load_quantized(self.source)
-        if isinstance(loaded, tuple):  # (model, tokenizer) is accepted too
-            loaded, tokenizer = loaded[0], loaded[1]
-            if tokenizer is not None:
-                self.tokenizer = tokenizer
-        return loaded
+        loaded = load_quantized(self.source)  # (model, tokenizer or None); a bare model is accepted too
+        model, tokenizer = loaded if isinstance(loaded, tuple) else (loaded, None)
+        if tokenizer is not None and tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return model, tokenizer
 
     def _attach_adapter(self, model):
         try:
