@@ -78,13 +78,16 @@ def kb_passages(kb: KnowledgeBase, kiwi=None, max_chars: int = DEFAULT_MAX_CHARS
     for s in kb.symptoms.values():
         source, source_ids = _source_names(kb, s)
         lay = ", ".join(f"'{t}'" for t in s.lay_terms[:6])
+        # Without a written description, the passage lists how people say it: good for retrieval,
+        # never quoted in answers (section "lay_terms" is skipped by the composer).
+        section = "overview" if s.description else "lay_terms"
         text = s.description or f"{josa(s.name, '은')} 흔히 {lay}처럼 표현하는 증상이에요."
         yield Passage(
-            id=f"{s.id}#overview#0",
+            id=f"{s.id}#{section}#0",
             title=f"{s.name} · 증상 설명",
             text=text,
             metadata={"entity_ids": [s.id], "entity_names": [s.name], "entity_type": "symptom",
-                      "departments": s.departments, "section": "overview", "section_title": "증상 설명",
+                      "departments": s.departments, "section": section, "section_title": "증상 설명",
                       "source": source, "source_ids": source_ids, "origin": kb.origin.get(s.id, ""), "lang": "ko"},
         )
     for entry, kind in [*((t, "test") for t in kb.tests.values()), *((d, "department") for d in kb.departments.values())]:

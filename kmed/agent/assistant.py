@@ -1,0 +1,90 @@
+"""The Python API: ``Assistant.load()`` → ``session()`` → ``ask()``.
+
+    from kmed import Assistant
+    assistant = Assistant.load()                 # shipped KB + built indexes (built if missing)
+    reply = assistant.session().ask("어제부터 열이 나고 목이 아파요")
+    reply.to_dict()                              # answer, citations, triage, entities, departments, refused
+    assistant.search("당뇨병 진단 기준", k=5)      # list[Hit]
+
+``generator`` defaults to the weight-free ``ExtractiveGenerator``; pass any ``kmed.llm.base.Generator``
+(e.g. from ``kmed.llm.factory.load_generator``) to answer with a real model.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kmed.agent.red_flags import RedFlagEngine
+from kmed.agent.session import Session
+from kmed.data.kb import KnowledgeBase, load_kb_or_fail
+from kmed.errors import IndexMissingError, IndexStaleError
+from kmed.kg.linker import EntityLinker
+from kmed.llm.base import Generator
+from kmed.paths import default_index_dir
+from kmed.retrieval.config import RetrievalConfig
+from kmed.retrieval.hybrid import HybridRetriever
+from kmed.retrieval.index import build_index, check_index, load_index, read_manifest
+from kmed.retrieval.passages import Hit
+
+
+class Assistant:
+    def __init__(self, kb: KnowledgeBase, retriever: HybridRetriever, generator: Generator, load_seconds: float = 0.0):
+        self.kb = kb
+        self.retriever = retriever
+        self.linker = retriever.linker
+        self.red_flags = RedFlagEngine(kb)
+        self.generator = generator
+        self.load_seconds = load_seconds
+
+    @classmethod
+    def load(
+        cls,
+        kb_dir: str | Path | None = None,
+        index_dir: str | Path | None = None,
+        config: RetrievalConfig | str | Path | None = None,
+        generator: Generator | None = None,
+        auto_build: bool = True,
+        progress=None,
+    ) -> Assistant:
+        """Load the KB and its index; a missing or stale index is rebuilt (``auto_build``) or reported."""
+        started = time.perf_counter()
+        kb = load_kb_or_fail(kb_dir)
+        if not isinstance(config, RetrievalConfig):
+            config = RetrievalConfig.load(config)
+        folder = Path(index_dir) if index_dir else default_index_dir() / "default"
+        problem = check_index(folder, kb, config)
+        if problem:
+            if not auto_build:
+                error = IndexMissingError if problem == "missing" else IndexStaleError
+                raise error(f"검색 인덱스({folder})가 {problem} 상태예요.", "kmed build index 로 만드세요.")
+            previous = read_manifest(folder) or {}
+            with_processed = bool(previous.get("inputs", {}).get("processed"))
+            build_index(kb, folder, config, with_processed=with_processed, progress=progress)
+        try:
+            artifacts = load_index(folder, kb, config)
+        except IndexStaleError:
+            if not auto_build:
+                raise
+            build_index(kb, folder, config, progress=progress)
+            artifacts = load_index(folder, kb, config)
+        retriever = HybridRetriever(artifacts, EntityLinker(artifacts.terms), config)
+        if generator is None:
+            from kmed.llm.extractive import ExtractiveGenerator
+
+            generator = ExtractiveGenerator()
+        return cls(kb, retriever, generator, load_seconds=time.perf_counter() - started)
+
+    def session(self) -> Session:
+        return Session(self)
+
+    def ask(self, message: str):
+        """One question, one answer (a fresh session)."""
+        return self.session().ask(message)
+
+    def search(self, query: str, k: int = 5, filters: dict | None = None) -> list[Hit]:
+        return self.retriever.search(query, k=k, filters=filters)
+
+    def source_names(self, source_ids: list[str]) -> str:
+        names = [f"{self.kb.sources[s].publisher} {self.kb.sources[s].title}" if s in self.kb.sources else s for s in source_ids]
+        return ", ".join(dict.fromkeys(names))

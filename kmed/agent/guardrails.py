@@ -1,0 +1,143 @@
+"""Input guardrails: deterministic, Korean-first checks that run before retrieval, with no model call.
+
+Order of precedence in a turn (kmed.agent.assistant): emergency red flags and self-harm first
+(never refused, never downgraded), then prompt injection, harmful requests and out-of-scope.
+English input gets the same checks through English patterns.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from kmed.data.pii import redact
+
+MAX_INPUT_CHARS = 1000
+
+_CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u206f]")
+_ADDRESS = re.compile(
+    r"([가-힣]+(?:특별시|광역시|특별자치시|도|시))\s*[가-힣]+(?:시|군|구)\s*[가-힣0-9]+(?:로|길|동|읍|면)\s*\d+(?:-\d+)?(?:\s*\d+동)?(?:\s*\d+호)?"
+)
+
+_INJECTION = re.compile(
+    r"(이전|앞의|위의|모든|기존)\s*(지시|명령|규칙|지침|프롬프트)(을|를|은|는)?\s*(다\s*)?(무시|잊어|잊고|취소)"
+    r"|시스템\s*프롬프트|system\s*prompt|너의\s*(지시|규칙|설정|프롬프트)(을|를)?\s*(알려|보여|출력)"
+    r"|ignore\s+(all\s+)?(previous|prior|above)\s+(instructions|rules)|developer\s*mode|jailbreak|탈옥"
+    r"|지금부터\s*(너는|넌)\s*.{0,20}(제한|규칙)\s*(없|이\s*없)|DAN\b|역할극.{0,10}(제한|규칙).{0,5}없",
+    re.IGNORECASE,
+)
+
+# Harmful requests: each entry is (category, pattern). They are refused with a safe redirect.
+_HARMFUL = [
+    ("lethal_dose", re.compile(r"(치사량|죽을\s*수\s*있는\s*(양|용량)|몇\s*(알|정|개|mg).{0,12}(죽|사망)|죽으려면.{0,10}(몇|얼마)"
+                               r"|lethal\s+dose|how\s+many.{0,30}(kill|die|overdose))", re.IGNORECASE)),
+    ("self_harm_method", re.compile(r"(자살|자해|목숨을\s*끊).{0,12}(방법|하는\s*법|어떻게|도구|약)|고통\s*없이\s*죽"
+                                    r"|(how\s+to|ways?\s+to)\s+(kill\s+myself|commit\s+suicide|self[- ]harm)", re.IGNORECASE)),
+    ("controlled_drugs", re.compile(r"(처방\s*(전|없이)|처방전\s*없이|몰래|불법).{0,20}(구하|구입|사|얻|살\s*수)"
+                                    r"|(졸피뎀|펜타닐|옥시코돈|프로포폴|마약|대마|필로폰|아더랄|애더럴|디에타민|펜터민).{0,20}(구하|구입|사는|파는|살\s*수|어디서)"
+                                    r"|(buy|get|obtain).{0,30}without\s+(a\s+)?prescription", re.IGNORECASE)),
+    ("prescription_fraud", re.compile(r"처방전.{0,10}(위조|조작|만들|고치|변조)|진단서.{0,10}(위조|조작|가짜|허위)"
+                                      r"|(fake|forge|falsify).{0,20}(prescription|medical\s+certificate)", re.IGNORECASE)),
+    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이)(을|를|에게)?.{0,15}(몰래\s*)?(먹여|독|해치|죽이|기절시키)"
+                               r"|(poison|drug)\s+(someone|my\s+\w+)\s+without", re.IGNORECASE)),
+]
+
+_MEDICAL_HINT = re.compile(
+    r"(아프|아파|통증|기침|증상|병원|진료|질환|질병|검사|수술|치료|먹어도|복용|임신|생리|혈압|혈당|당뇨|콜레스테롤|염증|감염|"
+    r"알레르기|두드러기|가려|부었|부어|어지|토하|토했|설사|변비|상처|다쳤|골절|삐었|피곤|불면|우울|불안|스트레스|"
+    r"가슴|머리|허리|무릎|어깨|이빨|치아|잇몸|피부|체중|다이어트|금연|예방접종|백신|건강|의사|응급|약국|처방|"
+    # Single-syllable body words count only as whole words ("코가", not "비트코인").
+    r"(?<![가-힣])(?:코|눈|귀|배|목|피|열|살|약|숨|잠|술|병|멍)(?:이|가|을|를|은|는|에|도|만|좀|\s|$)|"
+    r"pain|fever|cough|doctor|medicine|drug|symptom|sick|hospital|pregnan|health|dose)",
+    re.IGNORECASE,
+)
+_OFF_TOPIC = re.compile(
+    r"(주식|코인|비트코인|부동산|날씨|맛집|여행|영화|드라마|노래|가사|게임|축구|야구|선거|정치|대통령|숙제|코딩|프로그램|"
+    r"파이썬|번역해|시\s*(를|좀)?\s*써|소설|레시피|연애|로또|환율|"
+    r"stock|bitcoin|weather|recipe|movie|song|lyrics|football|election|homework|python\s+code|write\s+a\s+poem)",
+    re.IGNORECASE,
+)
+
+_HYPOTHETICAL = re.compile(r"(만약|만일|혹시\s*나중에|~?라면\s*어떻|하면\s*어떡|하면\s*어떻게|경우에는?\s*어떻|예를\s*들어|if\s+i\s+ever)")
+_INFO_QUESTION = re.compile(
+    r"(이|가|은|는)?\s*(뭐|무엇|뭔가|뭘까|어떤\s*(거|것|병|질환)|정의|기준|원인|증상|종류|치료법|예방법|차이)"
+    r"\s*(이|가|은|는|을|를)?\s*(예요|에요|인가요|일까요|있나요|있어요|알려|뭐예요|뭔가요|\?|궁금)"
+    r"|(에\s*대해|에\s*대하여|란|이란|이라는\s*게)\s*(알려|설명|뭐)|what\s+is|what\s+are|tell\s+me\s+about",
+    re.IGNORECASE,
+)
+_FIRST_PERSON = re.compile(r"(저|제가|나|내가|우리|아이가|아기가|애가|엄마가|아빠가|남편이|아내가|지금|요즘|어제|오늘|방금|계속|자꾸)")
+
+
+@dataclass
+class CleanInput:
+    text: str  # normalised and PII-redacted: the only form that is stored, logged or echoed
+    truncated: bool
+    pii_kinds: list[str]
+
+
+def clean_input(raw: str | None) -> CleanInput:
+    text = unicodedata.normalize("NFC", raw or "")
+    text = _CONTROL.sub(" ", text)
+    text = re.sub(r"[ \t\r\f\v]+", " ", text).strip()
+    truncated = len(text) > MAX_INPUT_CHARS
+    if truncated:
+        text = text[:MAX_INPUT_CHARS]
+    text, kinds = redact(text)
+    text, n_addresses = _ADDRESS.subn("[주소]", text)
+    if n_addresses:
+        kinds = [*kinds, "address"]
+    return CleanInput(text, truncated, list(dict.fromkeys(kinds)))
+
+
+def is_prompt_injection(text: str) -> bool:
+    return bool(_INJECTION.search(text))
+
+
+def harmful_category(text: str) -> str | None:
+    for category, pattern in _HARMFUL:
+        if pattern.search(text):
+            return category
+    return None
+
+
+_SELF_HARM = re.compile(
+    r"(죽고\s*싶|죽어\s*버리고|자살|자해|목숨을\s*끊|살고\s*싶지\s*않|사라지고\s*싶|극단적\s*선택|손목을\s*긋|"
+    r"kill\s+myself|suicid|end\s+my\s+life|self[- ]harm)",
+    re.IGNORECASE,
+)
+
+
+_GREETING = re.compile(r"^\s*(안녕|안녕하세요|안녕하십니까|반가워요|반갑습니다|hi|hello|hey)\s*[!.?~]*\s*$", re.IGNORECASE)
+
+
+def is_greeting(text: str) -> bool:
+    return bool(_GREETING.match(text))
+
+
+def is_self_harm(text: str) -> bool:
+    """A safety net independent of the KB rules: any self-harm expression gets the caring reply."""
+    return bool(_SELF_HARM.search(text))
+
+
+def is_out_of_scope(text: str, has_medical_entities: bool) -> bool:
+    if has_medical_entities:
+        return False
+    return bool(_OFF_TOPIC.search(text)) or not _MEDICAL_HINT.search(text)
+
+
+def is_hypothetical(text: str) -> bool:
+    return bool(_HYPOTHETICAL.search(text))
+
+
+def is_information_question(text: str) -> bool:
+    """A question about a topic ("뇌졸중 증상이 뭐예요?") rather than a report of one's own symptoms."""
+    return bool(_INFO_QUESTION.search(text)) and not _FIRST_PERSON.search(text)
+
+
+def is_english(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return False
+    latin = sum(1 for c in letters if c.isascii())
+    return latin / len(letters) > 0.7
