@@ -1,0 +1,70 @@
+"""국어 교과 지문형 문제 (71857): a reading passage, a question, the answer and the wrong options.
+
+Schema (aihub_formats.md §5): ``learning_data_info`` blocks 지문 / 문항 / 정답 / 오답 / 해설; 정답
+starts with a circled digit (``③ …``) and 오답 holds the other options on separate lines. A 지문
+may span several ``class_info_list`` entries (joined by newlines). Records become passage QA with
+the passage as context: the base-model validation part of the mix.
+"""
+
+from __future__ import annotations
+
+from kmed.data.aihub.choices import answer_label, split_circled, strip_label
+from kmed.data.aihub.loading import FileContext, FormatError, Loader
+from kmed.data.aihub.records import QA, Provenance, Record, make_uid
+from kmed.data.aihub.report import Report
+from kmed.data.aihub.school import (
+    block_text,
+    grade_label,
+    looks_like_school,
+    native_id,
+    read_blocks,
+    school_info,
+)
+
+DATASET = "korean_passage"
+
+
+class KoreanPassageLoader(Loader):
+    def sniff(self, obj: dict, ctx: FileContext) -> str | None:
+        if not looks_like_school(obj):
+            return None
+        info = school_info(obj)
+        if info["subject"] == "국어" or info["name"].startswith("S2") or ctx.dataset_hint == DATASET:
+            return DATASET
+        if info["subject"] or ctx.dataset_hint:
+            return None
+        return DATASET if "지문" in read_blocks(obj) else None
+
+    def load(self, obj: dict, ctx: FileContext, dataset: str, report: Report) -> list[Record]:
+        info = school_info(obj)
+        blocks = read_blocks(obj)
+        passage = block_text(blocks, "지문")
+        stem = block_text(blocks, "문항")
+        correct = block_text(blocks, "정답")
+        if not passage:
+            raise FormatError("missing_field", "지문")
+        if not stem:
+            raise FormatError("missing_field", "문항")
+        if not correct:
+            raise FormatError("missing_field", "정답")
+        options = split_circled(block_text(blocks, "오답") + "\n" + correct)
+        label = answer_label(correct, options)
+        if not (label and len(options) >= 2):
+            report.skip("mcq_unparsed", ctx.path, info["name"])
+            options, label = {}, ""
+        native = native_id(info, ctx)
+        return [
+            QA(
+                uid=make_uid(DATASET, "qa", native),
+                prov=Provenance(DATASET, ctx.aihub_split, ctx.path, native),
+                domain=grade_label(info),
+                meta={k: v for k, v in info.items() if v},
+                question=stem,
+                answer=strip_label(correct),
+                q_type="passage_mcq" if label else "passage_short",
+                options=options,
+                answer_label=label,
+                explanation=block_text(blocks, "해설"),
+                context=passage,
+            )
+        ]
