@@ -195,8 +195,10 @@ class Session:
         drugs = [m.id for m in mentions if m.type == "drug" and not m.negated]
         safety = drug_safety_facts(drugs, self.state.profile, a.retriever.queries)
         t1 = time.perf_counter()
+        candidates = [h.metadata["entity_ids"][0] for h in hits if h.metadata.get("section") == "kg_candidate"]
+        focus = [*(m.id for m in mentions if not m.negated and m.type in ("disease", "drug")), *candidates[:3]]
         request = GenerationRequest(question=text, context=context, history=self.state.history[-6:], intent=intent,
-                                    profile=self.state.profile.to_dict())
+                                    profile=self.state.profile.to_dict(), focus_entities=focus)
         pieces = []
         for piece in a.generator.stream(request):
             pieces.append(piece)
@@ -205,7 +207,6 @@ class Session:
         raw = "".join(pieces)
         t2 = time.perf_counter()
         verified, stats = verify_answer(raw, context)
-        candidates = [h.metadata["entity_ids"][0] for h in hits if h.metadata.get("section") == "kg_candidate"]
         departments = self._departments(mentions, candidates[:2])
         report = intent == "symptom_report"
         body, citations = _renumber(verified, context)

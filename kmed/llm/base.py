@@ -34,6 +34,7 @@ class GenerationRequest:
     history: list[dict] = field(default_factory=list)  # [{"role": "user"|"assistant", "content": str}]
     intent: str | None = None  # definition | symptoms | causes | treatment | self_care | when_to_see | drug | general
     profile: dict = field(default_factory=dict)  # what the person told us: age, pregnancy, medicines, …
+    focus_entities: list[str] = field(default_factory=list)  # KB ids the answer should be about
     max_new_tokens: int = 256
 
 

@@ -43,6 +43,8 @@ PART_OF_SECTION = {
 PART_ORDER = ["요약", "가능한 원인", "집에서 할 수 있는 일", "주의할 점", "병원에 가야 할 때"]
 MAX_SENTENCES = 7
 NOT_QUOTABLE = {"lay_terms"}  # retrieval aids, not statements to quote
+NOT_QUOTABLE_TYPES = {"department", "test"}  # descriptions of departments/tests do not answer a question
+MIN_RELEVANCE = 0.15  # share of the question's bigrams a sentence must contain when its passage is off-focus
 # Split after sentence-final punctuation or 요/다, but never before a citation marker "[n]".
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?요다])\s+(?!\[)")
 _WORD = re.compile(r"[가-힣A-Za-z0-9]{2,}")
@@ -76,12 +78,16 @@ class ExtractiveGenerator(Generator):
         candidates = []
         for rank, passage in enumerate(request.context):
             section = passage.metadata.get("section", "")
-            if section in NOT_QUOTABLE:
+            if section in NOT_QUOTABLE or passage.metadata.get("entity_type") in NOT_QUOTABLE_TYPES:
                 continue
+            about = (passage.metadata.get("entity_ids") or [None])[0]
+            on_focus = not request.focus_entities or about in request.focus_entities
             section_bonus = (len(preferred) - preferred.index(section)) / len(preferred) if section in preferred else 0.0
             for position, sentence in enumerate(split_sentences(passage.text)):
                 grams = _grams(sentence)
                 relevance = len(grams & question_grams) / max(1, len(question_grams))
+                if not on_focus and relevance < MIN_RELEVANCE:
+                    continue
                 score = 1.2 * section_bonus + relevance + 0.6 / (1 + rank) + 0.15 / (1 + position)
                 candidates.append((score, rank, position, sentence, passage))
         candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
