@@ -51,7 +51,7 @@ class KiwiStaticEmbedder:
         return _normalize(vectors)
 
     @classmethod
-    def train(cls, pairs: list[tuple[str, str]], analyzer, seed: int = 13) -> KiwiStaticEmbedder:
+    def train(cls, pairs: list[tuple[str, str]], analyzer, seed: int = 13, steps: int = STATIC_STEPS) -> KiwiStaticEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.models import StaticEmbedding
@@ -70,7 +70,7 @@ class KiwiStaticEmbedder:
         model = SentenceTransformer(modules=[module], device="cpu")
         optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
         scale = 20.0  # cosine-similarity temperature, as in MultipleNegativesRankingLoss
-        for _ in range(STATIC_STEPS if len(analyzed) >= STATIC_BATCH else 0):
+        for _ in range(steps if len(analyzed) >= STATIC_BATCH else 0):
             batch = rng.sample(analyzed, STATIC_BATCH)
             anchors = model(model.preprocess([a for a, _ in batch]))["sentence_embedding"]
             positives = model(model.preprocess([p for _, p in batch]))["sentence_embedding"]

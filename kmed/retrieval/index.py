@@ -197,8 +197,8 @@ def _build_dense(kb, terms, passages, config, out: Path, previous: Path, step) -
         step("밀집 임베딩 학습", 0.55)
         analyzer = _analyzer(terms)
         pairs = training_pairs(kb, passages)
-        fingerprint = "kiwi-static:" + _sha(json.dumps(pairs, ensure_ascii=False))
-        embedder = KiwiStaticEmbedder.train(pairs, analyzer)
+        fingerprint = f"kiwi-static:{config.dense.train_steps}:" + _sha(json.dumps(pairs, ensure_ascii=False))
+        embedder = KiwiStaticEmbedder.train(pairs, analyzer, steps=config.dense.train_steps)
         embedder.save(out / "embedder")
     else:
         embedder = SentenceTransformerEmbedder(spec)

@@ -1,0 +1,44 @@
+# kmed: two commands on a fresh machine.
+#   make chat   create .venv, install, build missing indexes (progress bar), start the consultation
+#   make test   same set-up, then the test suite
+# TORCH picks the PyTorch build: the default resolves to a CPU build here; use e.g.
+#   make test TORCH="torch --index-url https://download.pytorch.org/whl/cu124"   for CUDA.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+PY := $(VENV)/bin/python
+KMED := $(VENV)/bin/kmed
+STAMP := $(VENV)/.kmed-installed
+
+.PHONY: chat test test-all test-slow install index lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+index: $(STAMP)
+	$(KMED) build all --if-missing
+
+chat: index
+	$(KMED) chat
+
+test: index
+	$(PY) -m pytest
+
+test-slow: index
+	$(PY) -m pytest -m slow
+
+test-all: index
+	$(PY) -m pytest -m "slow or not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check kmed tests
+
+clean:
+	rm -rf indexes/default indexes/kg .pytest_cache
