@@ -35,6 +35,31 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
+@lru_cache(maxsize=1)
+def _int4_pack_is_row_local() -> bool:
+    """Whether packing 64-row blocks separately equals packing the whole matrix (true in torch 2.x).
+
+    Packing needs an int32 copy of the weight (8× the packed bytes); doing it block by block keeps
+    that transient small. Checked once per process so a future layout change only costs memory.
+    """
+    q = torch.randint(0, 16, (128, 64), dtype=torch.int32, generator=torch.Generator().manual_seed(0))
+    whole = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
+    parts = torch.cat([torch.ops.aten._convert_weight_to_int4pack_for_cpu(q[i : i + 64].contiguous(), 1) for i in (0, 64)])
+    return torch.equal(whole, parts)
+
+
+def pack_int4_for_cpu(qweight: torch.Tensor, rows: int = 512) -> torch.Tensor:
+    """Portable uint8 [N, K/2] → the CPU kernel's layout, ``rows`` at a time when that is exact."""
+    n = qweight.shape[0]
+    if n % 64 or n <= rows or not _int4_pack_is_row_local():
+        return torch.ops.aten._convert_weight_to_int4pack_for_cpu(unpack_int4(qweight), 1)
+    out = torch.empty_like(qweight)
+    for i in range(0, n, rows):
+        block = torch.ops.aten._convert_weight_to_int4pack_for_cpu(unpack_int4(qweight[i : i + rows]), 1)
+        out[i : i + block.shape[0]] = block
+    return out
+
+
 def int4_supported(linear: nn.Linear, group_size: int) -> bool:
     return linear.in_features % group_size == 0 and linear.out_features % INT4_N_MULTIPLE == 0
 
@@ -119,7 +144,7 @@ class Int4WeightOnlyLinear(_Packed):
         return m
 
     def pack(self, drop_portable: bool = False) -> None:
-        self._packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(unpack_int4(self.qweight), 1)
+        self._packed = pack_int4_for_cpu(self.qweight)
         if drop_portable:
             self._drop()
 

@@ -25,14 +25,7 @@ from torch import nn
 from kmed.errors import ConfigError, ModelLoadError
 from kmed.llm.compression.arch import decoder_linear_names, family_of, get_module, set_module
 from kmed.llm.compression.ckpt import iter_safetensors, save_state_dict
-from kmed.llm.compression.qlinear import (
-    QUANT_MODULES,
-    Int4WeightOnlyLinear,
-    Int8DynamicLinear,
-    Int8Embedding,
-    Int8WeightOnlyLinear,
-    int4_supported,
-)
+from kmed.llm.compression.qlinear import QUANT_MODULES, Int4WeightOnlyLinear, Int8Embedding, int4_supported
 
 MANIFEST = "kmed_quantization.json"
 WEIGHTS = "model.safetensors"
@@ -44,8 +37,8 @@ def is_quantized_dir(path: str | Path) -> bool:
     return (Path(path) / MANIFEST).is_file()
 
 
-def quantize_model(model: nn.Module, scheme: str = "int4", group_size: int = 64, quantize_embeddings: bool = True) -> dict:
-    """Replace the model's projections in place; returns the manifest's ``modules`` map."""
+def plan_modules(model: nn.Module, scheme: str, group_size: int = 64, quantize_embeddings: bool = True) -> tuple[dict, list]:
+    """Which module becomes which quantized kind: ``({name: kind}, [names kept unquantized])``."""
     if scheme.startswith("bnb_"):
         raise ConfigError(f"{scheme} 는 메모리 안의 모델이 아니라 저장된 폴더에서 만들어요.", "quantize_bnb(base_dir, out_dir, scheme)를 쓰세요.")
     if scheme not in COMPUTE_DTYPE:
@@ -54,23 +47,32 @@ def quantize_model(model: nn.Module, scheme: str = "int4", group_size: int = 64,
     modules: dict[str, str] = {}
     skipped: list[str] = []
     for name in decoder_linear_names(model):
-        linear = get_module(model, name)
-        if scheme == "int4" and int4_supported(linear, group_size):
-            set_module(model, name, Int4WeightOnlyLinear.from_linear(linear, group_size))
-            modules[name] = "int4_wo"
-        elif scheme == "int4":
-            skipped.append(name)  # shape the int4 kernel cannot take: kept in bf16
-        else:
-            set_module(model, name, Int8DynamicLinear.from_linear(linear))
+        if scheme == "int8":
             modules[name] = "int8_dyn"
-    head = get_module(model, fam.head)
-    if isinstance(head, nn.Linear):
-        set_module(model, fam.head, (Int8WeightOnlyLinear if scheme == "int4" else Int8DynamicLinear).from_linear(head))
+        elif int4_supported(get_module(model, name), group_size):
+            modules[name] = "int4_wo"
+        else:
+            skipped.append(name)  # a shape the int4 kernel cannot take: kept in bf16
+    if isinstance(get_module(model, fam.head), nn.Linear):
+        # int4 scheme: the head stays 8-bit, where 4 bits would cost the most quality.
         modules[fam.head] = "int8_wo" if scheme == "int4" else "int8_dyn"
     if quantize_embeddings:
-        embed_name = f"{fam.backbone}.{fam.embed}"
-        set_module(model, embed_name, Int8Embedding.from_embedding(get_module(model, embed_name)))
-        modules[embed_name] = "int8_embedding"
+        modules[f"{fam.backbone}.{fam.embed}"] = "int8_embedding"
+    return modules, skipped
+
+
+def quantize_model(model: nn.Module, scheme: str = "int4", group_size: int = 64, quantize_embeddings: bool = True) -> dict:
+    """Replace the model's projections in place; returns the manifest's ``modules`` map."""
+    modules, skipped = plan_modules(model, scheme, group_size, quantize_embeddings)
+    for name, kind in modules.items():
+        old = get_module(model, name)
+        if kind == "int4_wo":
+            new = Int4WeightOnlyLinear.from_linear(old, group_size)
+        elif kind == "int8_embedding":
+            new = Int8Embedding.from_embedding(old)
+        else:
+            new = QUANT_MODULES[kind].from_linear(old)
+        set_module(model, name, new)
     model.to(COMPUTE_DTYPE[scheme])  # norms, biases, any skipped projection
     for name, module in list(model.named_modules()):
         if "Rotary" in type(module).__name__:  # keep RoPE frequencies in fp32, as a fresh load does
@@ -120,7 +122,7 @@ def write_manifest(out: Path, model_type: str, scheme: str, group_size: int, mod
     (Path(out) / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
-def _empty_module(kind: str, old: nn.Module, group_size: int, dtype: torch.dtype) -> nn.Module:
+def empty_module(kind: str, old: nn.Module, group_size: int, dtype: torch.dtype) -> nn.Module:
     """A quantized module on the meta device with the shapes ``old`` implies."""
     if kind == "int8_embedding":
         return Int8Embedding(old.num_embeddings, old.embedding_dim, dtype, old.padding_idx, device="meta")
@@ -155,7 +157,7 @@ def load_quantized(path: str | Path, with_tokenizer: bool = True):
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     for name, kind in manifest["modules"].items():
-        set_module(model, name, _empty_module(kind, get_module(model, name), manifest["group_size"], dtype))
+        set_module(model, name, empty_module(kind, get_module(model, name), manifest["group_size"], dtype))
     quant_names = set(manifest["modules"])
     pending: dict[str, int] = {}
     for name, module in model.named_modules():
@@ -175,6 +177,7 @@ def load_quantized(path: str | Path, with_tokenizer: bool = True):
             if pending[owner] == 0:
                 module.pack(drop_portable=True)
     _materialise_leftovers(model, config)
+    release_freed_memory()
     model.eval()
     model.requires_grad_(False)
     try:
@@ -185,6 +188,18 @@ def load_quantized(path: str | Path, with_tokenizer: bool = True):
         pass
     tokenizer = _load_tokenizer(path) if with_tokenizer else None
     return model, tokenizer
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap back to the OS (glibc keeps packing temporaries otherwise); no-op elsewhere."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _materialise_leftovers(model: nn.Module, config) -> None:

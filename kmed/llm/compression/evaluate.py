@@ -1,0 +1,156 @@
+"""Re-scoring after every compression stage: perplexity, grounded QA, size, speed and peak memory.
+
+    sentences = medical_corpus();  train, heldout = split_heldout(sentences)
+    perplexity(model, token_blocks(tokenizer, heldout, 128))
+    timed_greedy(model, input_ids, new_tokens=16)      # {"ttft_s", "prefill_tok_s", "decode_tok_s"}
+    measure_in_subprocess("models/kb-int4")            # peak RSS of a fresh process loading it
+
+The held-out split is by sentence hash, so the teacher trainer and every stage agree on which
+sentences were never trained on, whatever order the KB lists them in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from kmed.errors import KmedError
+
+
+def medical_corpus(kb_dir: str | Path | None = None) -> list[str]:
+    """KB sentences: condition and drug sections (``kb_texts``) plus every entity description."""
+    from kmed.data.kb import load_kb
+    from kmed.llm.tiny import FALLBACK_TEXTS, kb_texts, split_sentences
+
+    sentences = list(kb_texts(kb_dir))
+    kb, _ = load_kb(kb_dir)
+    for entry in [*kb.symptoms.values(), *kb.tests.values(), *kb.departments.values()]:
+        sentences.extend(split_sentences(getattr(entry, "description", None) or ""))
+    seen: set[str] = set()
+    unique = [s for s in sentences if not (s in seen or seen.add(s))]
+    return unique or list(FALLBACK_TEXTS)
+
+
+def split_heldout(sentences: list[str], every: int = 10) -> tuple[list[str], list[str]]:
+    """(train, heldout): a sentence is held out when its sha1 falls in bucket 0 of ``every``."""
+    train, heldout = [], []
+    for s in sentences:
+        bucket = int(hashlib.sha1(s.encode("utf-8")).hexdigest()[:8], 16) % every
+        (heldout if bucket == 0 else train).append(s)
+    if not heldout:  # a tiny corpus: hold out the last sentence rather than nothing
+        heldout, train = train[-1:], train[:-1]
+    return train, heldout
+
+
+def token_blocks(tokenizer, sentences: list[str], seq_len: int) -> torch.Tensor:
+    """Sentences joined with EOS, tokenized once, cut into [n, seq_len] blocks (the tail is padded out)."""
+    eos = tokenizer.eos_token or ""
+    ids = tokenizer(eos.join(sentences) + eos, add_special_tokens=False)["input_ids"]
+    n = max(1, math.ceil(len(ids) / seq_len))
+    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    ids = ids + [pad] * (n * seq_len - len(ids))
+    return torch.tensor(ids, dtype=torch.long).view(n, seq_len)
+
+
+@torch.no_grad()
+def perplexity(model, blocks: torch.Tensor, batch_size: int = 8) -> float:
+    """exp(mean next-token NLL) over every position of every block."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(blocks), batch_size):
+        batch = blocks[i : i + batch_size]
+        logits = model(input_ids=batch).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="sum")
+        total += float(nll)
+        count += batch[:, 1:].numel()
+    return math.exp(total / max(count, 1))
+
+
+@torch.no_grad()
+def timed_greedy(model, input_ids: torch.Tensor, new_tokens: int) -> dict:
+    """Greedy decoding with the KV cache, timed the way a user feels it.
+
+    ``ttft_s``: prefill of the whole prompt plus the first token. ``decode_tok_s``: the following
+    tokens, one forward pass each. Only the last position's logits are computed during prefill.
+    """
+    model.eval()
+    start = time.perf_counter()
+    out = model(input_ids=input_ids, use_cache=True, logits_to_keep=1)
+    token = out.logits[:, -1].argmax(-1, keepdim=True)
+    ttft = time.perf_counter() - start
+    cache = out.past_key_values
+    steps = max(new_tokens - 1, 0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = model(input_ids=token, past_key_values=cache, use_cache=True)
+        cache = out.past_key_values
+        token = out.logits[:, -1].argmax(-1, keepdim=True)
+    decode = time.perf_counter() - start
+    return {
+        "prompt_tokens": int(input_ids.shape[1]),
+        "new_tokens": int(new_tokens),
+        "ttft_s": ttft,
+        "prefill_tok_s": input_ids.shape[1] / ttft,
+        "decode_tok_s": steps / decode if steps and decode > 0 else None,
+    }
+
+
+def load_any(path: str | Path):
+    """(model, tokenizer or None) for a plain HF folder or a ``kmed compress`` quantized one."""
+    from kmed.llm.compression.quantize import is_quantized_dir, load_quantized
+
+    path = Path(path)
+    if is_quantized_dir(path):
+        return load_quantized(path)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path) if (path / "tokenizer_config.json").is_file() else None
+    return model, tokenizer
+
+
+def measure_in_subprocess(path: str | Path, prompt_tokens: int = 64, new_tokens: int = 8, timeout_s: float = 900,
+                          prompt_ids: list[int] | None = None, threads: int | None = None,
+                          extra_args: list[str] | None = None) -> dict:
+    """Load ``path`` in a fresh Python and time one greedy run; returns its JSON with ``peak_rss_bytes``."""
+    cmd = [sys.executable, "-m", "kmed.llm.compression.measure", str(path),
+           "--prompt-tokens", str(prompt_tokens), "--new-tokens", str(new_tokens)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    cmd += extra_args or []
+    env = dict(os.environ, PYTHONWARNINGS="ignore", TOKENIZERS_PARALLELISM="false")
+    stdin = json.dumps(prompt_ids) if prompt_ids is not None else ""
+    if prompt_ids is not None:
+        cmd += ["--prompt-ids-stdin"]
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout_s, env=env)
+    except subprocess.TimeoutExpired as exc:
+        raise KmedError(f"측정 프로세스가 {timeout_s:.0f}초 안에 끝나지 않았어요: {path}", "--new-tokens 나 --layers 를 줄이세요.") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        if proc.returncode in (-9, 137) or "out of memory" in proc.stderr.lower() or "can't allocate" in proc.stderr:
+            raise KmedError(f"{path} 를 불러오다 메모리가 부족했어요.", "다른 프로그램을 닫거나 더 작은 모델/--layers 로 다시 실행하세요.")
+        raise KmedError(f"측정 프로세스가 실패했어요 ({path}): {' | '.join(tail)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def qa_score(model, tokenizer, max_items: int = 20) -> tuple[float | None, str]:
+    """Grounded QA on the dev set, when the model can answer; otherwise (None, why not)."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return None, "건너뜀: 채팅 템플릿이 없는 기본 언어 모델이라 질문에 답하지 못해요 (SFT 후 측정)"
+    try:
+        from kmed.eval import grounded  # the evaluation area's dev set and scorer
+    except ImportError:
+        return None, "건너뜀: kmed.eval.grounded(개발 세트 평가기)가 아직 없어요"
+    scorer = getattr(grounded, "score_generator_on_dev", None)
+    if scorer is None:
+        return None, "건너뜀: kmed.eval.grounded 에 score_generator_on_dev 가 없어요"
+    return float(scorer(model=model, tokenizer=tokenizer, max_items=max_items)), "dev set"

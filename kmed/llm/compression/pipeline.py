@@ -1,0 +1,262 @@
+"""``kmed compress``: run a recipe's stages on a base model, re-scoring and gating after each one.
+
+    kmed compress --base models/kb-teacher --out models/kb-small --recipe configs/compress/default.yaml
+
+Every stage's model is saved, reloaded from disk the way a user would load it, and scored on the
+reloaded copy: held-out perplexity, grounded QA (when the model can answer), size, decode speed
+and peak memory. A stage that regresses past its gate stops the run: the folder is renamed
+``<out>.failed`` with the report saying which check failed. Everything is written under
+``<out>.partial-<pid>`` and renamed to ``<out>`` only when complete, manifest last.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from kmed.errors import KmedError
+from kmed.llm.compression import distill as distill_mod
+from kmed.llm.compression import prune as prune_mod
+from kmed.llm.compression.arch import check_model_dir
+from kmed.llm.compression.ckpt import atomic_output_dir, dir_bytes
+from kmed.llm.compression.evaluate import (
+    measure_in_subprocess,
+    medical_corpus,
+    perplexity,
+    qa_score,
+    split_heldout,
+    timed_greedy,
+    token_blocks,
+)
+from kmed.llm.compression.quantize import (
+    load_quantized,
+    quantize_bnb,
+    quantize_model,
+    require_cuda,
+    save_quantized,
+)
+from kmed.llm.compression.recipe import DistillStage, PruneStage, QuantizeStage, Recipe, UnstructuredStage
+from kmed.llm.compression.report import write_report
+
+
+class GateFailed(KmedError):
+    pass
+
+
+def _check_memory(base: Path, recipe: Recipe) -> None:
+    """Refuse early, with numbers, when the stages cannot fit in the free memory."""
+    import psutil
+
+    weights = dir_bytes(base)
+    fp32 = weights * (2 if _weights_are_half(base) else 1)
+    training = any(isinstance(s, DistillStage) or (isinstance(s, PruneStage) and s.lora) for s in recipe.stages)
+    need = fp32 * (5 if training else 2.5)  # teacher + student + grads + Adam moments, or model + copy
+    free = psutil.virtual_memory().available
+    if need > free:
+        raise KmedError(
+            f"메모리가 부족해요: 이 레시피는 약 {need / 2**30:.1f} GiB가 필요한데 사용 가능한 메모리는 {free / 2**30:.1f} GiB예요.",
+            "다른 프로그램을 닫거나, 학습 단계(distill, prune.lora)를 빼거나, 더 작은 모델로 실행하세요.",
+        )
+
+
+def _weights_are_half(base: Path) -> bool:
+    try:
+        cfg = json.loads((base / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return str(cfg.get("dtype") or cfg.get("torch_dtype") or "").endswith(("float16", "bfloat16"))
+
+
+def validate(base: str | Path, recipe: Recipe) -> Path:
+    """Everything that can be checked before any work: paths, architecture, GPU needs, memory."""
+    base = check_model_dir(base)
+    for stage in recipe.stages:
+        if isinstance(stage, QuantizeStage) and stage.scheme.startswith("bnb_"):
+            require_cuda(stage.scheme)
+    _check_memory(base, recipe)
+    return base
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text
+
+
+def run(base: str | Path, out: str | Path, recipe: Recipe, overwrite: bool = False,
+        log: Callable[[str], None] = print) -> dict:
+    """Run ``recipe`` on ``base``; returns ``{"out", "stages", "status"}``. Raises ``GateFailed``."""
+    base = validate(base, recipe)
+    out = Path(out)
+    try:
+        with atomic_output_dir(out, overwrite=overwrite) as tmp:
+            return _run(base, out, tmp, recipe, log)
+    except GateFailed:
+        raise
+    except (RuntimeError, MemoryError) as exc:
+        if _is_oom(exc):
+            raise KmedError(
+                f"압축 중에 메모리가 부족했어요 ({type(exc).__name__}). 출력 폴더는 만들지 않았어요.",
+                "batch_size/seq_len/calibration_samples 를 줄이거나 다른 프로그램을 닫고 다시 실행하세요.",
+            ) from exc
+        raise
+
+
+def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.manual_seed(recipe.seed)
+    started = time.time()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
+    ev = recipe.eval
+    train_text, heldout_text = split_heldout(medical_corpus(), ev.heldout_every)
+    eval_blocks = token_blocks(tokenizer, heldout_text, ev.ppl_seq_len)
+    meta = {
+        "format": "kmed-compressed", "status": "running", "base": str(base), "recipe_name": recipe.name,
+        "recipe": recipe.to_dict(), "train_sentences": len(train_text), "heldout_sentences": len(heldout_text),
+        "heldout_tokens": int(eval_blocks.numel()), "speed_prompt_tokens": ev.speed_prompt_tokens,
+        "speed_new_tokens": ev.speed_new_tokens, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+    def score(name: str, kind: str, path: Path, m, tok, seconds: float, details: dict) -> dict:
+        log(f"[{name}] 평가 중…")
+        result = {"name": name, "kind": kind, "path": str(path), "seconds": round(seconds, 2), "details": details,
+                  "ppl": perplexity(m, eval_blocks), "bytes_on_disk": dir_bytes(path),
+                  "params": sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b is not None)}
+        result["qa"], result["qa_note"] = qa_score(m, tok, ev.qa_max_items) if ev.qa else (None, "off")
+        if ev.memory_subprocess:
+            speed = measure_in_subprocess(path, ev.speed_prompt_tokens, ev.speed_new_tokens)
+        else:
+            ids = torch.randint(3, m.config.vocab_size, (1, ev.speed_prompt_tokens))
+            speed = timed_greedy(m, ids, ev.speed_new_tokens)
+        for key in ("ttft_s", "decode_tok_s", "prefill_tok_s", "peak_rss_bytes"):
+            result[key] = speed.get(key)
+        log(f"[{name}] ppl {result['ppl']:.2f}, {result['bytes_on_disk'] / 2**20:.2f} MiB, "
+            f"decode {result['decode_tok_s'] or 0:.1f} tok/s")
+        return result
+
+    results = [score("base", "base", base, model, tokenizer, 0.0, {})]
+    stages_dir = tmp / "stages"
+    stages_dir.mkdir()
+    train_blocks = token_blocks(tokenizer, train_text, max(getattr(s, "seq_len", 0) for s in recipe.stages) or ev.ppl_seq_len)
+    for i, stage in enumerate(recipe.stages, start=1):
+        name = f"{i:02d}-{stage.kind}"
+        path = stages_dir / name
+        log(f"[{name}] 시작")
+        t0 = time.time()
+        model, details = _apply(stage, model, tokenizer, train_blocks, results[-1]["path"], path, recipe.seed)
+        seconds = time.time() - t0
+        model, tok = _reload(path, tokenizer)  # score what a user would load, not the in-memory object
+        result = score(name, stage.kind, path, model, tok, seconds, details)
+        result["gate"] = _gate(stage.gate, results[-1], result)
+        results.append(result)
+        if not result["gate"]["passed"]:
+            failure = f"{name} 단계가 기준을 넘었어요: " + "; ".join(result["gate"]["failed"])
+            meta.update(status="failed_gate", failure=failure, seconds=round(time.time() - started, 1))
+            _finish(tmp, results, meta)
+            failed = out.with_name(out.name + ".failed")
+            if failed.exists():
+                shutil.rmtree(failed)
+            tmp.rename(failed)
+            raise GateFailed(failure, f"보고서: {failed / 'report.md'} — 레시피의 gate 값을 조정하거나 단계의 강도를 낮추세요.")
+    final = tmp / "model"
+    last = Path(results[-1]["path"]) if len(results) > 1 else None
+    if last is not None:
+        (shutil.copytree if recipe.keep_stage_checkpoints else shutil.move)(last, final)
+    if not recipe.keep_stage_checkpoints:
+        shutil.rmtree(stages_dir, ignore_errors=True)
+    for r in results:  # paths as they will be once the folder has its final name
+        r["path"] = r["path"].replace(str(tmp), str(out))
+    meta.update(status="complete", seconds=round(time.time() - started, 1), model=str(out / "model"))
+    _finish(tmp, results, meta)
+    log(f"완료: {out / 'model'} ({results[-1]['bytes_on_disk'] / 2**20:.2f} MiB), 보고서 {out / 'report.md'}")
+    return {"out": str(out), "stages": results, "status": "complete"}
+
+
+def _finish(tmp: Path, results: list[dict], meta: dict) -> None:
+    import transformers
+
+    meta["versions"] = {"torch": torch.__version__, "transformers": transformers.__version__}
+    write_report(tmp, results, meta)
+    (tmp / "manifest.json").write_text(json.dumps({**meta, "stages": [
+        {k: r.get(k) for k in ("name", "kind", "path", "ppl", "bytes_on_disk", "gate", "details")} for r in results
+    ]}, ensure_ascii=False, indent=2), encoding="utf-8")  # written last: its presence means the run finished
+
+
+def _reload(path: Path, tokenizer):
+    from kmed.llm.compression.quantize import is_quantized_dir
+
+    if is_quantized_dir(path):
+        model, tok = load_quantized(path)
+        return model, tok or tokenizer
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), tokenizer
+
+
+def _gate(gate, prev: dict, cur: dict) -> dict:
+    failed, checks = [], []
+    if gate.max_ppl_ratio is not None and prev.get("ppl") and cur.get("ppl"):
+        ratio = cur["ppl"] / prev["ppl"]
+        checks.append(f"ppl ×{ratio:.3f} ≤ ×{gate.max_ppl_ratio}")
+        if ratio > gate.max_ppl_ratio:
+            failed.append(f"perplexity {prev['ppl']:.2f} → {cur['ppl']:.2f} (×{ratio:.3f} > ×{gate.max_ppl_ratio})")
+    if gate.max_qa_drop is not None and prev.get("qa") is not None and cur.get("qa") is not None:
+        drop = prev["qa"] - cur["qa"]
+        checks.append(f"QA drop {drop:.3f} ≤ {gate.max_qa_drop}")
+        if drop > gate.max_qa_drop:
+            failed.append(f"grounded QA {prev['qa']:.3f} → {cur['qa']:.3f} (−{drop:.3f} > {gate.max_qa_drop})")
+    if gate.min_size_ratio_saving is not None and prev.get("bytes_on_disk"):
+        saving = 1 - cur["bytes_on_disk"] / prev["bytes_on_disk"]
+        checks.append(f"size saving {saving:.3f} ≥ {gate.min_size_ratio_saving}")
+        if saving < gate.min_size_ratio_saving:
+            failed.append(f"size saving {saving:.1%} < {gate.min_size_ratio_saving:.0%}")
+    return {"passed": not failed, "checks": checks, "failed": failed}
+
+
+def _apply(stage, model, tokenizer, train_blocks: torch.Tensor, prev_path: str, path: Path, seed: int):
+    """Run one stage on ``model``; saves the result to ``path``; returns (model, details)."""
+    if isinstance(stage, DistillStage):
+        student, details = distill_mod.init_student(model, stage.keep_layers, stage.num_layers, stage.student_config, seed)
+        losses = distill_mod.train(student, model, train_blocks[:, : stage.seq_len], stage.steps, stage.loss, stage.kd_weight,
+                                   stage.temperature, stage.skew_alpha, stage.lr, stage.batch_size, stage.seed)
+        details.update(first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None, steps=stage.steps)
+        model = student
+    elif isinstance(stage, PruneStage):
+        calib = train_blocks[: stage.calibration_samples, : stage.seq_len]
+        stats = prune_mod.collect_stats(model, calib)
+        teacher = copy.deepcopy(model) if stage.lora and stage.lora.kd_from_unpruned else None
+        details = prune_mod.prune_structured(model, stats, stage.heads, stage.mlp, stage.layers, stage.importance)
+        if stage.lora:
+            model, losses = distill_mod.lora_recover(model, teacher, train_blocks[:, : stage.seq_len], stage.lora.steps,
+                                                     stage.lora.rank, stage.lora.lr, seed)
+            details.update(lora_first_loss=losses[0] if losses else None, lora_last_loss=losses[-1] if losses else None)
+        del teacher
+    elif isinstance(stage, UnstructuredStage):
+        calib = train_blocks[: stage.calibration_samples, : stage.seq_len]
+        stats = prune_mod.collect_stats(model, calib) if stage.importance == "activation" else None
+        details = prune_mod.prune_unstructured(model, stats, stage.sparsity, stage.importance)
+    elif isinstance(stage, QuantizeStage):
+        if stage.scheme.startswith("bnb_"):
+            quantize_bnb(prev_path, path, stage.scheme)
+            return None, {"scheme": stage.scheme}
+        quantize_model(model, stage.scheme, stage.group_size, stage.quantize_embeddings)
+        save_quantized(model, path, tokenizer, {"stage": stage.kind})
+        return model, {"scheme": stage.scheme, "group_size": stage.group_size, **(
+            {"skipped": model._kmed_quant["skipped"]} if model._kmed_quant["skipped"] else {})}
+    else:  # pragma: no cover - recipe validation rejects other kinds
+        raise KmedError(f"unknown stage {stage!r}")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return model, details
