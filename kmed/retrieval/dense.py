@@ -54,8 +54,12 @@ class KiwiStaticEmbedder:
     def train(cls, pairs: list[tuple[str, str]], analyzer, seed: int = 13, steps: int = STATIC_STEPS) -> KiwiStaticEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
-        from sentence_transformers.models import StaticEmbedding
         from tokenizers import Tokenizer, models, pre_tokenizers
+
+        try:  # sentence-transformers >= 5 moved the module; older versions keep the old path
+            from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+        except ImportError:
+            from sentence_transformers.models import StaticEmbedding
 
         analyzed = [(" ".join(analyzer(a)), " ".join(analyzer(p))) for a, p in pairs]
         vocab = {"[UNK]": 0, "[PAD]": 1}
