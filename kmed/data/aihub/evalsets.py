@@ -21,17 +21,21 @@ from kmed.data.aihub.records import QA
 from kmed.data.aihub.text import content_terms, norm_key
 
 _ANYWHERE = re.compile(rf"(?:(\d{{1,2}})\s*번|([{CIRCLED}]))")
-_LIST_SPLIT = re.compile(r"\s*(?:,|·|/|;|\n|및|그리고)\s*")
+_ANSWER_WORD = re.compile(r"정답\s*(?:은|는)?\s*[:：]?\s*(\d{1,2})(?!\d)")
+_LIST_SPLIT = re.compile(r"\s*(?:,|·|;|\n|\s및\s|\s그리고\s)\s*")  # not "/": "140/90 mmHg" is one fact
 
 
 def parse_choice(text: str) -> str:
     label = answer_label(text, {})
     if label:
         return label
-    match = _ANYWHERE.search(text)
+    if text.strip().isdigit():
+        return str(int(text.strip()))
+    match = _ANSWER_WORD.search(text) or _ANYWHERE.search(text)
     if not match:
         return ""
-    return str(int(match.group(1))) if match.group(1) else circled_to_number(match.group(2))
+    groups = [g for g in match.groups() if g]
+    return circled_to_number(groups[0]) if groups[0] in CIRCLED else str(int(groups[0]))
 
 
 def score_mcq(prediction: str, gold_label: str) -> float:

@@ -68,7 +68,7 @@ def _kmed_version() -> str:
         return "dev"
 
 
-def _fingerprint(tree: DownloadTree, config: PipelineConfig, kb_hash: str) -> dict:
+def _fingerprint(tree: DownloadTree, config: PipelineConfig, linking: str) -> dict:
     inputs = tree.inputs()
     listing = "\n".join(f"{f.path}\t{f.size}\t{f.mtime_ns}" for f in inputs)
     return {
@@ -79,7 +79,7 @@ def _fingerprint(tree: DownloadTree, config: PipelineConfig, kb_hash: str) -> di
         "input_files": len(inputs),
         "input_bytes": sum(f.size for f in inputs),
         "config_sha256": config.digest(),
-        "kb_sha256": kb_hash,
+        "linking": linking,  # "off", "custom" or "kb:<KB content hash>": a KB edit redoes the links
     }
 
 
@@ -107,7 +107,7 @@ def _load_kb(kb_dir: Path | None, report: Report):
     try:
         return load_kb_or_fail(kb_dir)
     except Exception as exc:  # noqa: BLE001 - a broken KB must not stop data preparation
-        report.note(f"지식베이스를 읽지 못해 개체 연결 없이 진행해요 ('kmed kb validate'로 확인하세요): {str(exc)[:200]}")
+        report.note(f"지식베이스를 읽지 못해 개체 연결 없이 진행해요 ('kmed kb validate'로 확인하세요): {str(exc).splitlines()[0][:200]}")
         return None
 
 
@@ -196,7 +196,10 @@ def prepare(
     kb_dir: Path | None = None,
     progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
+    linker: Callable[[str], list[str]] | None = None,
 ) -> PrepareResult:
+    """Run the pipeline (see the module docstring). ``linker`` replaces the KB's EntityLinker
+    (``text → entity ids``), e.g. in tests; ``link=False`` turns entity linking off."""
     config = config or PipelineConfig.load()
     progress = progress or Progress()
     stage = on_stage or (lambda _: None)
@@ -210,11 +213,12 @@ def prepare(
             f"{aihub_dir} 아래에서 JSON 파일이나 zip 파일을 찾지 못했어요.",
             "AI Hub에서 받은 폴더(예: '09.필수의료 의학지식 데이터')나 그 상위 폴더를 지정해 주세요.",
         )
-    kb = _load_kb(kb_dir, report) if link else None
-    fingerprint = _fingerprint(tree, config, kb.content_hash() if kb else "")
+    kb = _load_kb(kb_dir, report) if link and linker is None else None
+    linking = "custom" if link and linker is not None else (f"kb:{kb.content_hash()}" if kb else "off")
+    fingerprint = _fingerprint(tree, config, linking)
     if not force and (manifest := _unchanged(out_dir, fingerprint)):
         return PrepareResult(out_dir, report, True, manifest)
-    linker = _make_linker(kb) if kb else None
+    linker = (linker if link else None) or (_make_linker(kb) if kb else None)
 
     stage("load")
     progress.start("파일 읽기", tree.count_json())
