@@ -58,6 +58,30 @@ def check_model_source(model: str) -> Path | str:
     raise ModelLoadError(f"모델 경로 '{model}'을(를) 찾을 수 없어요.", "경로를 확인하거나, 허브 id(예: EleutherAI/polyglot-ko-1.3b)를 주세요.")
 
 
+def load_tokenizer(source: Path | str, adapter: Path | None = None, tokenizer: str | Path | None = None):
+    """The tokenizer for a model: an explicit one, else the adapter's (it matches training), else the model's."""
+    from transformers import AutoTokenizer
+
+    candidates = [Path(tokenizer)] if tokenizer else []
+    if adapter is not None and _has_tokenizer(Path(adapter)):
+        candidates.append(Path(adapter))
+    candidates.append(source)
+    for candidate in candidates:
+        if isinstance(candidate, Path) and not _has_tokenizer(candidate):
+            continue  # transformers v5 would silently build an empty tokenizer here
+        try:
+            loaded = AutoTokenizer.from_pretrained(str(candidate))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"토크나이저를 읽지 못했어요 ({candidate}): {exc}", "tokenizer.json이 있는 폴더를 --tokenizer로 주세요.") from exc
+        if loaded.pad_token_id is None:
+            loaded.pad_token = loaded.eos_token
+        return loaded
+    raise ModelLoadError(
+        f"'{source}'에 토크나이저 파일(tokenizer.json 등)이 없어요.",
+        "기본 모델의 토크나이저를 같은 폴더에 저장하세요: AutoTokenizer.from_pretrained(<원래 모델>).save_pretrained(<폴더>)",
+    )
+
+
 def _transformers_version() -> str:
     import transformers
 
@@ -141,26 +165,7 @@ class HFGenerator(Generator):
         self.model = model.eval()
 
     def _load_tokenizer(self):
-        from transformers import AutoTokenizer
-
-        candidates = [Path(self.tokenizer_source)] if self.tokenizer_source else []
-        if self.adapter is not None and _has_tokenizer(self.adapter):
-            candidates.append(self.adapter)  # a tokenizer saved with the adapter matches its training
-        candidates.append(self.source)
-        for candidate in candidates:
-            if isinstance(candidate, Path) and not _has_tokenizer(candidate):
-                continue  # transformers v5 would silently build an empty tokenizer here
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(str(candidate))
-            except (OSError, ValueError) as exc:
-                raise ModelLoadError(f"토크나이저를 읽지 못했어요 ({candidate}): {exc}", "tokenizer.json이 있는 폴더를 --tokenizer로 주세요.") from exc
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            return tokenizer
-        raise ModelLoadError(
-            f"'{self.source}'에 토크나이저 파일(tokenizer.json 등)이 없어요.",
-            "기본 모델의 토크나이저를 같은 폴더에 저장하세요: AutoTokenizer.from_pretrained(<원래 모델>).save_pretrained(<폴더>)",
-        )
+        return load_tokenizer(self.source, self.adapter, self.tokenizer_source)
 
     def _load_transformers_model(self):
         import torch

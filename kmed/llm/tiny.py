@@ -73,12 +73,21 @@ def kb_texts(kb_dir: str | Path | None = None) -> Iterator[str]:
             yield from split_sentences(text or "")
 
 
+def _prompt_scaffold() -> list[str]:
+    from kmed.llm.prompts import ANSWER_HEADER, SYSTEM_PROMPT
+
+    lines = SYSTEM_PROMPT.splitlines() + ["### 지시", "### 참고 자료", "### 질문", ANSWER_HEADER, "참고 자료:", "질문:"]
+    return lines * 4
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, chat_template: str | None = None):
     """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (specials: pad 0, bos 1, eos 2)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     texts = [t for t in texts if t.strip()] or FALLBACK_TEXTS
+    # The grounded prompt's fixed text is in every input; learning it keeps tiny prompts short (fast tests).
+    texts = texts + _prompt_scaffold()
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -1,0 +1,74 @@
+"""``kmed train``: LoRA fine-tuning on grounded QA.
+
+    kmed train lora --base models/polyglot-ko-1.3b --out models/kmed-lora [--data qa.jsonl] [--max-steps 200]
+    kmed train lora … --resume                  # continue an interrupted run from its last checkpoint
+    kmed train make-data --out data/processed/kb_grounded_qa.jsonl   # the KB-generated records, to inspect
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+train_app = typer.Typer(help="LLM 학습 (근거 인용 답변 LoRA)", no_args_is_help=True)
+console = Console()
+
+
+@train_app.command("lora")
+def lora(
+    base: str = typer.Option(..., "--base", help="기본 모델 폴더 또는 허브 id (GPT-NeoX, LLaMA 계열)"),
+    out: Path = typer.Option(..., "--out", help="만들 어댑터 폴더"),
+    data: Path | None = typer.Option(None, "--data", help="grounded_qa JSONL (없으면 KB로 만든 데이터)"),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="학습 스텝 수 (설정 파일 값을 덮어씀)"),
+    config: Path | None = typer.Option(None, "--config", help="학습 설정 YAML (기본: configs/train_lora.yaml)"),
+    resume: bool = typer.Option(False, "--resume", help="중단된 학습을 마지막 체크포인트부터 이어서"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--out 폴더가 이미 있으면 새 결과로 바꿈"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="진행 막대 숨기기"),
+    as_json: bool = typer.Option(False, "--json", help="결과 manifest를 JSON으로 출력"),
+) -> None:
+    """LoRA 어댑터 학습: 번호 붙은 참고 자료만으로 답하고 자료 번호로 인용하도록."""
+    from kmed.llm.training.lora import load_train_config, train_lora
+
+    cfg = load_train_config(
+        config,
+        base=base,
+        out=str(out),
+        data=str(data) if data else None,
+        max_steps=max_steps,
+        resume=resume or None,
+        overwrite=overwrite or None,
+        progress=False if (no_progress or as_json) else None,
+    )
+    manifest = train_lora(cfg)
+    if as_json:
+        typer.echo(json.dumps(manifest, ensure_ascii=False, indent=1))
+        return
+    t, d = manifest["training"], manifest["data"]
+    if resume and not t.get("resumed_from"):
+        console.print("이어서 할 체크포인트가 없어서 처음부터 학습했어요.")
+    console.print(
+        f"[green]완료:[/green] {out}  (스텝 {t['steps']}, 학습 예제 {d['train_examples']}개, "
+        f"손실 {t['first_loss']:.3f} → {t['last_loss']:.3f}"
+        + (f", 평가 손실 {t['eval_loss_before']:.3f} → {t['eval_loss_after']:.3f}" if t.get("eval_loss_after") is not None else "")
+        + f", {t['seconds']:.1f}초)"
+    )
+    console.print(f"사용: kmed ask \"…\" --model {base} --adapter {out}")
+
+
+@train_app.command("make-data")
+def make_data(
+    out: Path = typer.Option(..., "--out", help="쓸 JSONL 경로"),
+    seed: int = typer.Option(42, "--seed"),
+) -> None:
+    """KB로 grounded QA 학습 레코드를 만들어 JSONL로 저장 (학습 데이터 확인용)."""
+    from kmed.llm.training.data import kb_records, write_records
+
+    count = write_records(kb_records(seed=seed), out)
+    console.print(f"{count}개 레코드를 {out}에 썼어요.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
