@@ -23,7 +23,8 @@ import re
 
 PLACEHOLDERS = {"rrn": "[주민등록번호]", "phone": "[전화번호]", "email": "[이메일]"}
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
+# ASCII-only boundaries: Hangul counts as \w, and a particle may follow directly ("kim@a.com이에요").
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])")
 _RRN = re.compile(r"(?<![\d-])(\d{2})(\d{2})(\d{2})(\s?[-–]\s?|)([1-8]\d{6})(?![\d-])")
 _SEP = r"[-.\s)]"
 _PHONE = re.compile(
