@@ -92,7 +92,7 @@ class DedupeConfig:
 
 @dataclass
 class PassageConfig:
-    max_chars: int = 600
+    max_chars: int = 220
     qa_answer_splits: list[str] = field(default_factory=lambda: ["train"])
 
 

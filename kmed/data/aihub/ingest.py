@@ -64,7 +64,7 @@ def _metadata(record: Record, lang: str, department: str) -> dict:
 
 def build_passages(
     records: Iterable[Record],
-    max_chars: int = 600,
+    max_chars: int = 220,
     qa_answer_splits: Sequence[str] = ("train",),
     linker: Linker | None = None,
     on_passage: Callable[[], None] | None = None,
