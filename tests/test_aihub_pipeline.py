@@ -216,3 +216,37 @@ def test_essential_fixture_reaches_assistant_search(tmp_path, monkeypatch):
     assert aihub, [h.id for h in hits]
     assert any(h.id.startswith("aihub:essential:doc:5001#") for h in aihub), [(h.id, h.score) for h in hits]
     assert aihub[0].metadata["source"].startswith("AI Hub 필수의료 의학지식")
+
+
+def test_grounded_qa_files_pass_the_lora_trainers_check(prepared):
+    """The LLM pipeline's reader accepts every grounded_qa example we write (the agreed format)."""
+    try:
+        from kmed.llm.training.data import validate_record
+    except ImportError as exc:
+        pytest.skip(f"kmed.llm.training is not available ({exc})")
+    _, out, _ = prepared
+    examples = [e for path in sorted((out / "mix").rglob("*.jsonl")) for e in _jsonl(path) if e["task"] == "grounded_qa"]
+    assert len(examples) > 5
+    problems = {e["id"]: validate_record(e) for e in examples}
+    assert not {k: v for k, v in problems.items() if v}
+
+
+def _without_paths(value):
+    if isinstance(value, dict):
+        return {k: _without_paths(v) for k, v in value.items() if k not in ("file", "origin")}
+    if isinstance(value, list):
+        return [_without_paths(v) for v in value]
+    return value
+
+
+def test_zipped_and_extracted_downloads_give_identical_outputs(tmp_path):
+    outputs = {}
+    for variant in ("extracted", "messy"):
+        out = tmp_path / f"out-{variant}"
+        prepare(fx.build(tmp_path / variant, variant), out, _config(), linker=fake_linker)
+        outputs[variant] = {
+            str(path.relative_to(out)): _without_paths(_jsonl(path))
+            for path in sorted(out.rglob("*.jsonl"))
+            if path.name != "skipped.jsonl"
+        }
+    assert outputs["extracted"] == outputs["messy"]

@@ -143,7 +143,8 @@ def scrub_record(record: Record, report: Report) -> None:
 def dedupe_all(records: list[Record], config: PipelineConfig, report: Report) -> list[Record]:
     kept: list[Record] = []
     for kind in (Document, QA, Dialogue, Exercise):
-        group = [r for r in records if type(r) is kind]
+        # uid order: the same record survives whether the download was zipped or extracted.
+        group = sorted((r for r in records if type(r) is kind), key=lambda r: r.uid)
         unique, stats = dedupe(
             group,
             text_of=lambda r: r.dedupe_text(),
