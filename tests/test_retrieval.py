@@ -42,7 +42,7 @@ def test_bm25_matches_rank_bm25_oracle():
     """bm25s 'robertson' scores equal rank_bm25's BM25Okapi divided by (k1 + 1)."""
     from rank_bm25 import BM25Okapi
 
-    from kmed.retrieval.bm25 import B, K1, BM25Index
+    from kmed.retrieval.bm25 import K1, B, BM25Index
 
     corpus = [["가슴/N", "아프/V", "심장/N"], ["배/N", "아프/V"], ["열/N", "기침/N", "목/N"], ["두통/N"],
               ["설사/N", "복통/N", "배/N", "장염/N"], ["기침/N", "가래/N"], ["어지럽/V", "귀/N"]]

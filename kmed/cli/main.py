@@ -39,7 +39,8 @@ def _register_optional_commands() -> None:
     import importlib
 
     for module_name in (
-        "kmed.cli.core_cmd",  # ask, chat, build, eval grounded/retrieval, bench retrieval/agent
+        "kmed.cli.core_cmd",  # ask, chat, build
+        "kmed.cli.eval_cmd",  # eval retrieval/grounded, bench retrieval/agent
         "kmed.cli.kg_cmd",  # kg import-dur
         "kmed.cli.data_cmd",  # data prepare
         "kmed.cli.train_cmd",  # train lora

@@ -30,6 +30,7 @@ from kmed.data.kb_schema import (
     Source,
     Symptom,
 )
+from kmed.errors import KmedError
 from kmed.paths import default_kb_dir
 
 
@@ -45,14 +46,14 @@ class KBError:
         return f"{where}: {self.message}"
 
 
-class KBValidationError(Exception):
+class KBValidationError(KmedError):
     def __init__(self, errors: list[KBError]):
         self.errors = errors
         shown = "\n".join(f"  - {e}" for e in errors[:20])
         more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
         super().__init__(
-            f"The knowledge base has {len(errors)} error(s):\n{shown}{more}\n"
-            "Fix them and run 'kmed kb validate' again."
+            f"지식베이스에 오류가 {len(errors)}개 있어요:\n{shown}{more}",
+            "위 파일을 고친 뒤 'kmed kb validate'로 다시 확인하세요.",
         )
 
 

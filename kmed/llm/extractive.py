@@ -122,5 +122,4 @@ class ExtractiveGenerator(Generator):
         return GenerationResult(text=text, ttft_s=0.0, total_s=0.0, metadata={"generator": self.name})
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        for line in self.generate(request).text.splitlines(keepends=True):
-            yield line
+        yield from self.generate(request).text.splitlines(keepends=True)

@@ -1,0 +1,128 @@
+"""``kmed eval {retrieval,grounded}`` and ``kmed bench {retrieval,agent}``.
+
+    kmed eval retrieval --json                 # data/eval/retrieval_dev.jsonl
+    kmed eval grounded --json [--model PATH]   # data/eval/grounded_dev.jsonl
+    kmed bench retrieval --json [--scales 100000,1000000]
+    kmed bench agent --json
+
+Reports print as JSON with --json, and are also written with --out DIR (report.json + report.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kmed.cli.groups import bench_app, eval_app
+
+console = Console()
+
+
+def _emit(report: dict, as_json: bool, out: Path | None, title: str) -> None:
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        (out / "report.md").write_text(to_markdown(report, title), encoding="utf-8")
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        console.print(to_markdown(report, title), markup=False, highlight=False)
+
+
+def to_markdown(report: dict, title: str) -> str:
+    lines = [f"# {title}", ""]
+    if "modes" in report:
+        keys = ["recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "p50_ms", "p95_ms"]
+        lines += ["| mode | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for mode, metrics in report["modes"].items():
+            lines.append(f"| {mode} | " + " | ".join(str(metrics.get(k)) for k in keys) + " |")
+        lines.append(f"\n{report['queries']} queries.")
+    else:
+        for key, value in report.items():
+            if key != "failures":
+                lines.append(f"- **{key}**: {json.dumps(value, ensure_ascii=False)}")
+        if report.get("failures"):
+            lines.append(f"\n{len(report['failures'])} failing cases (first 10):")
+            for row in report["failures"][:10]:
+                lines.append(f"- {row.get('id')}: {json.dumps(row.get('checks', row), ensure_ascii=False)[:200]}")
+    return "\n".join(lines) + "\n"
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    data: Path = typer.Option(None, "--data", help="JSONL dev set (default: data/eval/retrieval_dev.jsonl)"),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path = typer.Option(None, "--out", help="Write report.json and report.md here"),
+) -> None:
+    """Recall@1/5/10, MRR, nDCG@10 for BM25, dense, KG and hybrid."""
+    from kmed import Assistant
+    from kmed.eval.retrieval_eval import evaluate, load_cases
+
+    cases = load_cases(data)
+    report = evaluate(Assistant.load(), cases)
+    if not as_json:
+        table = Table(title=f"retrieval ({len(cases)} queries)")
+        keys = ["recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "p50_ms"]
+        table.add_column("mode")
+        for key in keys:
+            table.add_column(key)
+        for mode, metrics in report["modes"].items():
+            table.add_row(mode, *(str(metrics[k]) for k in keys))
+        console.print(table)
+    if as_json or out:
+        _emit(report, as_json, out, "Retrieval evaluation")
+
+
+@eval_app.command("grounded")
+def eval_grounded(
+    data: Path = typer.Option(None, "--data", help="JSONL dev set (default: data/eval/grounded_dev.jsonl)"),
+    model: str = typer.Option(None, "--model", help="Evaluate with this LLM instead of the extractive default"),
+    adapter: str = typer.Option(None, "--adapter"),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path = typer.Option(None, "--out"),
+) -> None:
+    """Case pass rate, emergency recall, over-triage, citation coverage, refusal precision/recall, latency."""
+    from kmed import Assistant
+    from kmed.eval.grounded_eval import evaluate, load_cases
+    from kmed.llm.factory import load_generator
+
+    cases = load_cases(data)
+    report = evaluate(Assistant.load(generator=load_generator(model, adapter=adapter)), cases)
+    _emit(report, as_json, out, "Grounded consultation evaluation")
+
+
+@bench_app.command("retrieval")
+def bench_retrieval_cmd(
+    scales: str = typer.Option("100000", "--scales", help="Synthetic corpus sizes, comma-separated (e.g. 100000,1000000)"),
+    no_rebuild: bool = typer.Option(False, "--no-rebuild", help="Skip timing a fresh index build"),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path = typer.Option(None, "--out"),
+) -> None:
+    """Build time, query latency after load, and synthetic-scale latency and memory."""
+    from kmed.eval.bench import bench_retrieval
+    from kmed.eval.retrieval_eval import DEFAULT_DATA, load_cases
+
+    queries = [c.query for c in load_cases(DEFAULT_DATA)] if DEFAULT_DATA.exists() else ["두통", "배가 아파요"]
+    sizes = [int(s) for s in scales.split(",") if s.strip()]
+    _emit(bench_retrieval(queries, sizes, rebuild=not no_rebuild), as_json, out, "Retrieval benchmark")
+
+
+@bench_app.command("agent")
+def bench_agent_cmd(
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path = typer.Option(None, "--out"),
+) -> None:
+    """Load time (fresh process, built indexes) and p50/p95 turn latency."""
+    from kmed.eval.bench import bench_agent
+    from kmed.eval.grounded_eval import DEFAULT_DATA, load_cases
+
+    turns = [c["turns"] for c in load_cases(DEFAULT_DATA)] if DEFAULT_DATA.exists() else [["어제부터 열이 나고 목이 아파요"]]
+    _emit(bench_agent(turns), as_json, out, "Agent benchmark")
+
+
+def register(app: typer.Typer) -> None:
+    """Commands attach to the shared groups at import time."""

@@ -1,0 +1,94 @@
+"""``kmed bench retrieval`` and ``kmed bench agent``: latency, build time and memory, measured here.
+
+Every figure comes from this run on this machine; the report records the machine (cores, load
+average) and the date so numbers are never quoted without their context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def machine() -> dict:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "loadavg_at_start": [round(x, 2) for x in load] if load else None}
+
+
+def percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    return {"p50_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 3),
+            "n": len(ordered)}
+
+
+def bench_retrieval(queries: list[str], scales: list[int], rebuild: bool = True) -> dict:
+    from kmed import Assistant
+    from kmed.data.kb import load_kb_or_fail
+    from kmed.retrieval.config import RetrievalConfig
+    from kmed.retrieval.index import build_index
+
+    report = {"machine": machine()}
+    if rebuild:
+        with tempfile.TemporaryDirectory() as tmp:
+            started = time.perf_counter()
+            manifest = build_index(load_kb_or_fail(), Path(tmp) / "default", RetrievalConfig.load())
+            report["build"] = {"seconds": round(time.perf_counter() - started, 2), "passages": manifest["counts"]["passages"],
+                               "dense": manifest.get("dense")}
+    started = time.perf_counter()
+    assistant = Assistant.load()
+    report["load_seconds"] = round(time.perf_counter() - started, 2)
+    retriever = assistant.retriever
+    for query in queries[:5]:  # warm caches once; the goal is latency after load
+        retriever.search(query, k=5)
+    for name, modes in (("hybrid", ("bm25", "dense", "kg")), ("bm25", ("bm25",)), ("dense", ("dense",)), ("kg", ("kg",))):
+        times = []
+        for query in queries:
+            t = time.perf_counter()
+            retriever.search(query, k=5, modes=modes)
+            times.append((time.perf_counter() - t) * 1000)
+        report[f"query_{name}"] = percentiles(times)
+    report["synthetic"] = []
+    for n in scales:
+        kinds = ["flat", "hnsw", "bm25"] if n <= 200_000 else ["ivfpq", "bm25"]
+        for kind in kinds:
+            report["synthetic"].append(_run_scale(n, kind))
+    return report
+
+
+def _run_scale(n: int, kind: str) -> dict:
+    command = [sys.executable, "-m", "kmed.eval.bench_scale", "--n", str(n), "--index", kind]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        return {"n": n, "index": kind, "error": done.stderr.strip().splitlines()[-1:] or "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_agent(turns: list[list[str]]) -> dict:
+    """Load time in a fresh process (built indexes), then p50/p95 per turn in this one."""
+    code = "import time; t=time.perf_counter(); from kmed import Assistant; Assistant.load(auto_build=False); print(time.perf_counter()-t)"
+    loads = []
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        if done.returncode == 0:
+            loads.append(float(done.stdout.strip().splitlines()[-1]))
+    from kmed import Assistant
+
+    assistant = Assistant.load()
+    times = []
+    for conversation in turns:
+        session = assistant.session()
+        for message in conversation:
+            t = time.perf_counter()
+            session.ask(message)
+            times.append((time.perf_counter() - t) * 1000)
+    return {"machine": machine(), "load_seconds": {"runs": [round(x, 2) for x in loads],
+                                                  "median": round(statistics.median(loads), 2) if loads else None},
+            "turn": percentiles(times)}

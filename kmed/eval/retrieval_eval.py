@@ -1,0 +1,100 @@
+"""Retrieval evaluation: Recall@1/5/10, MRR and nDCG@10 for BM25, dense, KG and hybrid, side by side.
+
+    kmed eval retrieval --json [--data data/eval/retrieval_dev.jsonl]
+
+Each dev line: ``{"id", "query", "gold": [entity ids], "kind"}``, with queries written in
+patients' words. Relevance is judged per entity: a hit counts when the entity it is about
+(``metadata.entity_ids[0]``) is a gold entity. Hits are collapsed to the ranked list of distinct
+entities before scoring, so five passages of one condition do not count five times.
+
+- Recall@k: the share of gold entities found in the top k distinct entities (averaged over queries);
+- MRR: 1 / rank of the first gold entity (0 if absent from the top 10);
+- nDCG@10: binary relevance over the top 10 distinct entities, ideal = all gold entities first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kmed.errors import KmedError
+from kmed.paths import PROJECT_ROOT
+
+DEFAULT_DATA = PROJECT_ROOT / "data" / "eval" / "retrieval_dev.jsonl"
+MODES = {"bm25": ("bm25",), "dense": ("dense",), "kg": ("kg",), "bm25+kg": ("bm25", "kg"), "hybrid": ("bm25", "dense", "kg")}
+DEPTH = 30  # passages fetched per query before collapsing to entities
+
+
+@dataclass
+class RetrievalCase:
+    id: str
+    query: str
+    gold: list[str]
+    kind: str = ""
+
+
+def load_cases(path: str | Path | None = None) -> list[RetrievalCase]:
+    path = Path(path or DEFAULT_DATA)
+    if not path.exists():
+        raise KmedError(f"평가 데이터 '{path}'가 없어요.", "--data 로 JSONL 경로를 주세요.")
+    cases = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            cases.append(RetrievalCase(str(row["id"]), row["query"], list(row["gold"]), row.get("kind", "")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise KmedError(f"{path}:{n}번째 줄을 읽을 수 없어요 ({exc}).", "각 줄은 {\"id\", \"query\", \"gold\": [...]} JSON이어야 해요.") from exc
+    return cases
+
+
+def entity_ranking(hits) -> list[str]:
+    seen: dict[str, None] = {}
+    for hit in hits:
+        ids = hit.metadata.get("entity_ids") or []
+        if ids:
+            seen.setdefault(ids[0], None)
+    return list(seen)
+
+
+def score_ranking(ranking: list[str], gold: list[str]) -> dict[str, float]:
+    gold_set = set(gold)
+    out = {f"recall@{k}": len(gold_set & set(ranking[:k])) / len(gold_set) for k in (1, 5, 10)}
+    first = next((i for i, e in enumerate(ranking[:10]) if e in gold_set), None)
+    out["mrr"] = 0.0 if first is None else 1.0 / (first + 1)
+    dcg = sum(1.0 / math.log2(i + 2) for i, e in enumerate(ranking[:10]) if e in gold_set)
+    idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(gold_set), 10)))
+    out["ndcg@10"] = dcg / idcg if idcg else 0.0
+    return out
+
+
+def evaluate(assistant, cases: list[RetrievalCase], modes: dict = MODES) -> dict:
+    retriever = assistant.retriever
+    report: dict = {"queries": len(cases), "modes": {}, "failures": {}}
+    for name, mode in modes.items():
+        if "dense" in mode and retriever.a.faiss is None:
+            continue
+        totals: dict[str, list[float]] = {}
+        latencies = []
+        misses = []
+        for case in cases:
+            started = time.perf_counter()
+            hits = retriever.search(case.query, k=DEPTH, modes=mode)
+            latencies.append((time.perf_counter() - started) * 1000)
+            scores = score_ranking(entity_ranking(hits), case.gold)
+            for key, value in scores.items():
+                totals.setdefault(key, []).append(value)
+            if scores["recall@5"] == 0 and name == "hybrid":
+                misses.append({"id": case.id, "query": case.query, "gold": case.gold, "top": entity_ranking(hits)[:5]})
+        metrics = {key: round(statistics.fmean(values), 4) for key, values in totals.items()}
+        metrics["p50_ms"] = round(statistics.median(latencies), 2)
+        metrics["p95_ms"] = round(sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)], 2)
+        report["modes"][name] = metrics
+        if misses:
+            report["failures"][name] = misses[:25]
+    return report
