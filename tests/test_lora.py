@@ -287,7 +287,7 @@ def test_torchrun_two_processes_ddp(tiny, tmp_path, small_config, qa_jsonl):
         pytest.skip("torchrun not found")
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "ddp"
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "0", "-m", "kmed.cli.main", "train", "lora",
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "kmed.cli.main", "train", "lora",
            "--base", str(tiny["gpt_neox"]), "--out", str(out), "--data", str(qa_jsonl), "--max-steps", "2",
            "--config", str(small_config)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -43,6 +44,8 @@ def lora(
         progress=False if (no_progress or as_json) else None,
     )
     manifest = train_lora(cfg)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one report is enough
+        return
     if as_json:
         typer.echo(json.dumps(manifest, ensure_ascii=False, indent=1))
         return
