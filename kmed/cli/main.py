@@ -41,6 +41,7 @@ def _register_optional_commands() -> None:
     for module_name in (
         "kmed.cli.core_cmd",  # ask, chat, build
         "kmed.cli.eval_cmd",  # eval retrieval/grounded, bench retrieval/agent
+        "kmed.cli.safety_cmd",  # eval safety (external benchmarks by path)
         "kmed.cli.kg_cmd",  # kg import-dur
         "kmed.cli.data_cmd",  # data prepare
         "kmed.cli.train_cmd",  # train lora
