@@ -29,7 +29,7 @@ def compress(
     from kmed.llm.compression.recipe import default_recipe, load_recipe
 
     plan = load_recipe(recipe) if recipe else default_recipe()
-    result = run(base, out, plan, overwrite=overwrite, log=lambda msg: console.print(msg, soft_wrap=True))
+    result = run(base, out, plan, overwrite=overwrite, log=lambda msg: console.print(msg, soft_wrap=True, markup=False))
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -55,7 +55,7 @@ def bench_llm(
 
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
     result = run_bench(shape, layers, new_tokens, prompt_tokens, names, workdir, rebuild,
-                       log=lambda msg: console.print(msg, soft_wrap=True))
+                       log=lambda msg: console.print(msg, soft_wrap=True, markup=False))
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if save:
         save.parent.mkdir(parents=True, exist_ok=True)

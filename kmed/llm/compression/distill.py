@@ -107,7 +107,7 @@ def train(student: nn.Module, teacher: nn.Module | None, blocks: torch.Tensor, s
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        history.append(float(total))
+        history.append(total.detach().item())
     student.eval()
     return history
 

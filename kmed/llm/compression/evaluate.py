@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -25,18 +26,26 @@ import torch
 from kmed.errors import KmedError
 
 
-def medical_corpus(kb_dir: str | Path | None = None) -> list[str]:
-    """KB sentences: condition and drug sections (``kb_texts``) plus every entity description."""
+@lru_cache(maxsize=2)
+def _corpus(kb_dir: str | None) -> tuple[str, ...]:
     from kmed.data.kb import load_kb
-    from kmed.llm.tiny import FALLBACK_TEXTS, kb_texts, split_sentences
+    from kmed.llm.tiny import FALLBACK_TEXTS, split_sentences
 
-    sentences = list(kb_texts(kb_dir))
-    kb, _ = load_kb(kb_dir)
+    kb, _ = load_kb(kb_dir)  # whatever validates: the KB is edited while people work
+    sentences = []
+    for entry in [*kb.conditions.values(), *kb.drugs.values()]:  # the sections, as kmed.llm.tiny.kb_texts
+        for text in entry.sections.values():
+            sentences.extend(split_sentences(text or ""))
     for entry in [*kb.symptoms.values(), *kb.tests.values(), *kb.departments.values()]:
         sentences.extend(split_sentences(getattr(entry, "description", None) or ""))
     seen: set[str] = set()
     unique = [s for s in sentences if not (s in seen or seen.add(s))]
-    return unique or list(FALLBACK_TEXTS)
+    return tuple(unique or FALLBACK_TEXTS)
+
+
+def medical_corpus(kb_dir: str | Path | None = None) -> list[str]:
+    """KB sentences: condition and drug sections plus every symptom, test and department description."""
+    return list(_corpus(str(kb_dir) if kb_dir else None))
 
 
 def split_heldout(sentences: list[str], every: int = 10) -> tuple[list[str], list[str]]:
@@ -61,7 +70,7 @@ def token_blocks(tokenizer, sentences: list[str], seq_len: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def perplexity(model, blocks: torch.Tensor, batch_size: int = 8) -> float:
+def perplexity(model, blocks: torch.Tensor, batch_size: int = 32) -> float:
     """exp(mean next-token NLL) over every position of every block."""
     model.eval()
     total, count = 0.0, 0

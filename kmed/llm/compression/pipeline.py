@@ -17,6 +17,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
     ev = recipe.eval
     train_text, heldout_text = split_heldout(medical_corpus(), ev.heldout_every)
-    eval_blocks = token_blocks(tokenizer, heldout_text, ev.ppl_seq_len)
+    eval_blocks = token_blocks(tokenizer, heldout_text, ev.ppl_seq_len)[: ev.max_eval_blocks]
     meta = {
         "format": "kmed-compressed", "status": "running", "base": str(base), "recipe_name": recipe.name,
         "recipe": recipe.to_dict(), "train_sentences": len(train_text), "heldout_sentences": len(heldout_text),
@@ -239,6 +240,7 @@ def _apply(stage, model, tokenizer, train_blocks: torch.Tensor, prev_path: str, 
         teacher = copy.deepcopy(model) if stage.lora and stage.lora.kd_from_unpruned else None
         details = prune_mod.prune_structured(model, stats, stage.heads, stage.mlp, stage.layers, stage.importance)
         if stage.lora:
+            warnings.filterwarnings("ignore", message=".*gemm_4bit.*")  # bitsandbytes via peft, harmless on CPU
             model, losses = distill_mod.lora_recover(model, teacher, train_blocks[:, : stage.seq_len], stage.lora.steps,
                                                      stage.lora.rank, stage.lora.lr, seed)
             details.update(lora_first_loss=losses[0] if losses else None, lora_last_loss=losses[-1] if losses else None)

@@ -141,6 +141,7 @@ class EvalSettings:
 
     heldout_every: int = 10  # every n-th KB sentence (by hash) is held out for perplexity
     ppl_seq_len: int = 128
+    max_eval_blocks: int | None = None  # cap the held-out blocks scored (None: all of them)
     qa: bool = True  # grounded QA on the dev set when the model has a chat template (else skipped)
     qa_max_items: int = 20
     speed_prompt_tokens: int = 64

@@ -30,7 +30,7 @@ def markdown_table(results: list[dict]) -> str:
         gate = r.get("gate") or {}
         gate_txt = "–" if not gate else ("pass" if gate.get("passed") else "**FAIL**: " + "; ".join(gate.get("failed", [])))
         rows.append(
-            f"| {r['name']} | {_fmt(r.get('ppl'))} | {_fmt(ratio, '.3f')} | {_fmt(r.get('qa'), '.3f', r.get('qa_note', '–')[:20] or '–')} "
+            f"| {r['name']} | {_fmt(r.get('ppl'))} | {_fmt(ratio, '.3f')} | {_fmt(r.get('qa'), '.3f', 'skipped')} "
             f"| {_fmt(r['bytes_on_disk'] / MiB, '.2f')} | {_fmt(size_ratio, '.3f')} | {_fmt(r.get('decode_tok_s'), '.1f')} "
             f"| {_fmt(r.get('ttft_s'), '.3f')} | {_fmt((r.get('peak_rss_bytes') or 0) / MiB or None, '.0f')} | {gate_txt} |"
         )
@@ -90,6 +90,8 @@ def write_report(out: Path, results: list[dict], meta: dict) -> None:
     ]
     if png:
         lines += ["![quality, size and speed per stage](report.png)", ""]
+    qa_notes = sorted({r.get("qa_note") for r in results if r.get("qa") is None and r.get("qa_note")})
+    lines += [f"- grounded QA: {note}" for note in qa_notes]
     notes = [r for r in results if r.get("details", {}).get("note")]
     for r in notes:
         lines.append(f"- {r['name']}: {r['details']['note']}")
