@@ -112,10 +112,8 @@ def kb_records(kb=None, distractors: int = 3, unanswerable_every: int = 10, seed
     for index, (kind, entry, key, title, text, template) in enumerate(items):
         record_id = f"kb:{entry.id}:{key}"
         rng = _seeded(str(seed), record_id)
-        # Distractors come from other entries and never name this one, so they cannot answer it.
-        others = [p for p in pool if p[0] != entry.id and entry.name not in p[2]]
         count = rng.randint(max(1, distractors - 1), distractors) if distractors > 0 else 0
-        chosen = rng.sample(others, min(count, len(others)))
+        chosen = _distractors(pool, entry, count, rng)
         unanswerable = unanswerable_every > 0 and index % unanswerable_every == unanswerable_every - 1 and chosen
         passages = [p[1:] for p in chosen] + ([] if unanswerable else [(title, text, sources(entry))])
         rng.shuffle(passages)
@@ -135,6 +133,23 @@ def kb_records(kb=None, distractors: int = 3, unanswerable_every: int = 10, seed
                            "unanswerable": bool(unanswerable)},
         })
     return records
+
+
+def _distractors(pool: list[tuple], entry, count: int, rng: random.Random) -> list[tuple]:
+    """``count`` passages from other entries that never name this one, so they cannot answer it.
+    Rejection sampling keeps this linear in the KB size."""
+    def usable(p: tuple) -> bool:
+        return p[0] != entry.id and entry.name not in p[2]
+
+    chosen: dict[int, tuple] = {}
+    for _ in range(50 * max(1, count)):
+        if len(chosen) == count:
+            return list(chosen.values())
+        index = rng.randrange(len(pool))
+        if index not in chosen and usable(pool[index]):
+            chosen[index] = pool[index]
+    others = [p for p in pool if usable(p)]  # a tiny or repetitive KB: fall back to the full filter
+    return rng.sample(others, min(count, len(others)))
 
 
 def _advice(kb, entry, kind: str) -> str:
