@@ -54,8 +54,10 @@ class GateFailed(KmedError):
 
 def _check_memory(base: Path, recipe: Recipe) -> None:
     """Refuse early, with numbers, when the stages cannot fit in the free memory."""
-    import psutil
-
+    try:
+        import psutil  # comes with accelerate/peft
+    except ImportError:
+        return
     weights = dir_bytes(base)
     fp32 = weights * (2 if _weights_are_half(base) else 1)
     training = any(isinstance(s, DistillStage) or (isinstance(s, PruneStage) and s.lora) for s in recipe.stages)
