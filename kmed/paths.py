@@ -23,3 +23,7 @@ def default_index_dir() -> Path:
 
 def default_processed_dir() -> Path:
     return Path(os.environ.get("KMED_PROCESSED_DIR", PROJECT_ROOT / "data" / "processed"))
+
+
+def default_retrieval_config() -> Path:
+    return Path(os.environ.get("KMED_RETRIEVAL_CONFIG", PROJECT_ROOT / "configs" / "retrieval.yaml"))

@@ -16,7 +16,10 @@ MINI = Path(__file__).parent / "fixtures" / "kb_mini"
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     index = tmp_path_factory.mktemp("cli-index")
-    return {**os.environ, "KMED_KB_DIR": str(MINI), "KMED_INDEX_DIR": str(index), "PYTHONUNBUFFERED": "1"}
+    config = index / "retrieval.yaml"
+    config.write_text("dense:\n  train_steps: 40\n", encoding="utf-8")  # a fast build; the flow is what is tested
+    return {**os.environ, "KMED_KB_DIR": str(MINI), "KMED_INDEX_DIR": str(index), "KMED_RETRIEVAL_CONFIG": str(config),
+            "PYTHONUNBUFFERED": "1"}
 
 
 def run(env, *args, stdin: str | None = None, timeout: int = 300):

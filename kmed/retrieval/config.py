@@ -8,9 +8,9 @@ from pathlib import Path
 import yaml
 
 from kmed.errors import ConfigError
-from kmed.paths import PROJECT_ROOT
+from kmed.paths import default_retrieval_config
 
-DEFAULT_CONFIG = PROJECT_ROOT / "configs" / "retrieval.yaml"
+DEFAULT_CONFIG = default_retrieval_config()
 
 
 @dataclass
