@@ -137,24 +137,39 @@ class Grounder:
         self.passages = [p for p in passages if p.metadata.get("kind") == "document"]
         self.top_k = top_k
         self.min_overlap = min_overlap
-        self._terms = [set(content_terms(f"{p.title} {p.text}")) for p in self.passages]
         self._index = None
+        self._hits: dict[str, list[int]] = {}
         if self.passages:
             import bm25s
 
             self._index = bm25s.BM25()
-            self._index.index([sorted(t) or ["∅"] for t in self._terms], show_progress=False)
+            self._index.index([self._terms_of(i) or ["∅"] for i in range(len(self.passages))], show_progress=False)
+
+    def _terms_of(self, index: int) -> list[str]:
+        passage = self.passages[index]
+        return content_terms(f"{passage.title} {passage.text}")
+
+    def retrieve_many(self, queries: Sequence[str], threads: int = 4) -> list[list[int]]:
+        """Top passages per query (indexes into ``self.passages``), batched: far faster than one by one."""
+        if self._index is None:
+            return [[] for _ in queries]
+        k = min(self.top_k, len(self.passages))
+        tokens = [content_terms(q) or ["∅"] for q in queries]
+        docs, scores = self._index.retrieve(tokens, k=k, show_progress=False, n_threads=threads)
+        return [[int(d) for d, s in zip(row_docs, row_scores, strict=True) if s > 0] for row_docs, row_scores in zip(docs, scores, strict=True)]
 
     def retrieve(self, query: str) -> list[int]:
-        terms = content_terms(query)
-        if self._index is None or not terms:
-            return []
-        k = min(self.top_k, len(self.passages))
-        docs, scores = self._index.retrieve([terms], k=k, show_progress=False)
-        return [int(d) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        return self.retrieve_many([query], threads=0)[0] if content_terms(query) else []
+
+    def prefetch(self, items: Sequence[tuple[str, str]]) -> None:
+        """Retrieve for many (question, answer) pairs at once; ``ground`` then reuses the hits."""
+        keys = [f"{q} {a}" for q, a in items if f"{q} {a}" not in self._hits]
+        for key, hits in zip(keys, self.retrieve_many(keys), strict=True):
+            self._hits[key] = hits
 
     def ground(self, question: str, answer: str) -> Grounded:
-        hits = self.retrieve(f"{question} {answer}")
+        key = f"{question} {answer}"
+        hits = self._hits.pop(key) if key in self._hits else self.retrieve(key)
         context = [
             {
                 "number": n,
@@ -167,11 +182,12 @@ class Grounder:
         ]
         cited: list[int] = []
         out: list[str] = []
+        hit_terms = [set(self._terms_of(i)) for i in hits]  # only the hits: big corpora keep no term sets
         for sentence in sentences(answer) or [answer]:
             terms = set(content_terms(sentence))
             best, best_overlap = 0, 0.0
-            for n, i in enumerate(hits, start=1):
-                overlap = len(terms & self._terms[i]) / len(terms) if terms else 0.0
+            for n, passage_terms in enumerate(hit_terms, start=1):
+                overlap = len(terms & passage_terms) / len(terms) if terms else 0.0
                 if overlap > best_overlap:
                     best, best_overlap = n, overlap
             if best and best_overlap >= self.min_overlap:

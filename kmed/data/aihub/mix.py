@@ -52,6 +52,10 @@ def _qa_answer(qa: QA) -> str:
     return qa.answer
 
 
+def _qa_full_answer(qa: QA) -> str:
+    return _qa_answer(qa) + (f"\n{qa.explanation}" if qa.explanation else "")
+
+
 def to_example(record: Record, grounder: Grounder | None) -> dict | None:
     """One record as a task example; ``None`` for records that are not training examples (documents)."""
     if isinstance(record, Exercise):
@@ -77,7 +81,7 @@ def to_example(record: Record, grounder: Grounder | None) -> dict | None:
             "answer": full,
             "provenance": _provenance(record, grounded=True, q_type=record.q_type),
         }
-    full = answer + (f"\n{record.explanation}" if record.explanation else "")
+    full = _qa_full_answer(record)
     grounded = grounder.ground(question, full) if grounder else None
     return {
         "id": record.uid,
@@ -123,9 +127,13 @@ def build_mix(records: Sequence[Record], config: MixConfig, grounder: Grounder |
         if ratio > 0 and not result.available[bucket]:
             wanted = ", ".join(dataset_title(d) for d in config.buckets[bucket].datasets)
             result.notes.append(f"'{bucket}' 묶음에 학습 데이터가 없어 비율 {ratio:.0%}를 다른 묶음에 나눴어요 (필요한 데이터: {wanted}).")
+    chosen_by_bucket = {b: _take(m["train"], sizes[b], salt) for b, m in members.items()}
+    if grounder is not None:  # one batched retrieval for every example that needs grounding
+        needed = [r for b, m in members.items() for r in [*(c for c, _ in chosen_by_bucket[b]), *m["validation"], *m["test"]]]
+        grounder.prefetch([(_qa_question(r), _qa_full_answer(r)) for r in needed if isinstance(r, QA) and not r.context])
     for bucket, by_split in members.items():
         result.files[bucket] = {}
-        chosen = _take(by_split["train"], sizes[bucket], salt)
+        chosen = chosen_by_bucket[bucket]
         examples = []
         for record, repeat in chosen:
             example = to_example(record, grounder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
 
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -94,10 +95,16 @@ def shingles(text: str, size: int) -> set[str]:
     return {key[i : i + size] for i in range(len(key) - size + 1)}
 
 
+_PARTICLE_SET = set(_PARTICLES)
+_PARTICLE_LENGTHS = sorted({len(p) for p in _PARTICLES}, reverse=True)
+
+
+@lru_cache(maxsize=262144)
 def strip_particle(word: str) -> str:
-    for particle in _PARTICLES:
-        if word.endswith(particle) and len(word) - len(particle) >= 2:
-            return word[: -len(particle)]
+    """The longest known particle or ending is removed when at least two characters remain."""
+    for size in _PARTICLE_LENGTHS:
+        if len(word) - size >= 2 and word[-size:] in _PARTICLE_SET:
+            return word[:-size]
     return word
 
 
