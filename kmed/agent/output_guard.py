@@ -17,7 +17,8 @@ SUPPORT_THRESHOLD = 0.5
 _CITE = re.compile(r"\s*\[(\d+)\]")
 
 
-def verify_answer(text: str, context: list[ContextPassage]) -> tuple[str, dict]:
+def verify_answer(text: str, context: list[ContextPassage], strict: bool = False) -> tuple[str, dict]:
+    """Keep supported sentences. ``strict`` (model-written text): every sentence needs a valid citation."""
     by_number = {p.number: p for p in context}
     kept_lines: list[str] = []
     stats = {"medical_sentences": 0, "supported": 0, "dropped": 0, "cited_numbers": []}
@@ -32,7 +33,7 @@ def verify_answer(text: str, context: list[ContextPassage]) -> tuple[str, dict]:
         for sentence in split_sentences(body) or [body]:
             numbers = [int(n) for n in _CITE.findall(sentence)]
             claim = _CITE.sub("", sentence).strip()
-            medical = bool(numbers) or bool(_MEDICAL_HINT.search(claim))
+            medical = strict or bool(numbers) or bool(_MEDICAL_HINT.search(claim))
             if not medical:
                 kept_sentences.append(claim)
                 continue

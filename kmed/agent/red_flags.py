@@ -18,7 +18,8 @@ from kmed.agent.profile import Profile
 from kmed.data.kb import KnowledgeBase
 from kmed.data.kb_schema import RedFlagPattern, RedFlagRule
 
-_NEGATION_AFTER = re.compile(r"^.{0,8}?(없|않|아니|안[했해하]|괜찮)")
+# 괜찮 is left out on purpose: "…식은땀이 나는데 괜찮을까요?" asks, it does not deny.
+_NEGATION_AFTER = re.compile(r"^.{0,8}?(없|않|아니|안[했해하])")
 _LEVEL_ORDER = {"emergency": 2, "urgent": 1}
 
 

@@ -206,10 +206,14 @@ class Session:
                 yield "token", piece
         raw = "".join(pieces)
         t2 = time.perf_counter()
-        verified, stats = verify_answer(raw, context)
+        # Passages a model generator had to cut from its prompt cannot support a citation.
+        last = getattr(a.generator, "last_result", None)
+        dropped = set((last.metadata.get("dropped_context") or []) if last is not None else [])
+        usable = [p for p in context if p.number not in dropped]
+        verified, stats = verify_answer(raw, usable, strict=a.generator.name != "extractive")
         departments = self._departments(mentions, candidates[:2])
         report = intent == "symptom_report"
-        body, citations = _renumber(verified, context)
+        body, citations = _renumber(verified, usable)
         if not body:
             answer = texts.NOTHING_FOUND.format(departments=", ".join(departments) or texts.DEFAULT_DEPARTMENT)
             triage = Triage("routine" if report else "info", [texts.NOTHING_FOUND_REASON])

@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from kmed.data.kb import KnowledgeBase
-from kmed.kg.terms import END, TermDictionary, content_units
+from kmed.kg.terms import END, NEGATORS, TermDictionary, content_units
 
-_NEGATORS = {("없", "VA"), ("않", "VX"), ("아니", "VCN"), ("괜찮", "VA"), ("안", "MAG"), ("못", "MAG"), ("않", "VV")}
-# Words that may sit between a mention and its negator without breaking the clause.
-_FILLER_TAGS = ("J", "MAG", "XSA", "XSV", "VCP")
+_NEGATORS = NEGATORS | {("괜찮", "VA")}
+# Words that may sit between a mention and its negator without breaking the clause:
+# particles, adverbs, light verbs ("자해는 하지 않아요"), adnominal endings and 적/일 ("기절한 적은 없어요").
+_FILLER_TAGS = ("J", "MAG", "XSA", "XSV", "VCP", "ETM")
 _FILLER_ENDINGS = {"지", "게", "어", "아", "어도", "아도", "ㄴ", "은", "는"}
+_FILLER_WORDS = {("적", "NNB"), ("일", "NNB"), ("하", "VV"), ("되", "VV")}
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,10 @@ class EntityLinker:
             if match is None:
                 i += 1
                 continue
-            stop, entries = match
+            stop, entries, in_key = match
             first, last = units[i][2], units[stop - 1][2]
             start, end = tokens[first].start, tokens[last].start + tokens[last].len
-            negated = self._negated(tokens, first, last)
+            negated = self._negated(tokens, first, last, in_key)
             for entry in entries:
                 mention = Mention(entry.entity_id, entry.name, entry.entity_type, start, end, text[start:end], negated)
                 mentions.append((mention, first, last))
@@ -76,30 +78,32 @@ class EntityLinker:
         if (units[start][0], units[start][1]) not in self.terms.trie:
             return None
         best = None
-        frontier = [(start, self.terms.trie, False)]  # (next unit, trie node, last step was a real match)
+        # (next unit, trie node, last step was a real match, token indexes the key itself matched)
+        frontier = [(start, self.terms.trie, False, ())]
         while frontier:
-            pos, node, matched = frontier.pop()
+            pos, node, matched, path = frontier.pop()
             if matched and END in node and (best is None or pos > best[0]):
-                best = (pos, node[END])
+                best = (pos, node[END], frozenset(path))
             if pos >= len(units):
                 continue
-            form, tag, _ = units[pos]
+            form, tag, token_index = units[pos]
             child = node.get((form, tag))
             if child is not None:
-                frontier.append((pos + 1, child, True))
-            if tag == "A" and pos > start:
-                frontier.append((pos + 1, node, False))
+                frontier.append((pos + 1, child, True, (*path, token_index)))
+            if tag in ("A", "X") and pos > start:
+                frontier.append((pos + 1, node, False, path))
         return best
 
     @staticmethod
-    def _negated(tokens, first: int, last: int) -> bool:
-        if any(_is_negator(t) for t in tokens[first : last + 1]):
+    def _negated(tokens, first: int, last: int, in_key: frozenset = frozenset()) -> bool:
+        """Negated by a negator inside the span that the key did not contain, or one right after it."""
+        if any(_is_negator(t) for i, t in enumerate(tokens[first : last + 1], start=first) if i not in in_key):
             return True
         for token in tokens[last + 1 :]:
             if _is_negator(token):
                 return True
             tag = token.tag.split("-")[0]
-            if tag.startswith(_FILLER_TAGS):
+            if tag.startswith(_FILLER_TAGS) or (token.form, tag) in _FILLER_WORDS:
                 continue
             if tag == "EC" and token.form in _FILLER_ENDINGS:
                 continue

@@ -25,13 +25,24 @@ _LIGHT_VERBS = {"하", "되", "시키", "당하"}
 _NOUNISH = {"NNG", "NNP", "NR", "NP", "XSN", "XPN", "SL", "SN", "SH", "XR"}
 
 
-def coarse_tag(tag: str) -> str | None:
-    """Map a Kiwi tag to N (noun-like), V (predicate), A (adverb) or None (dropped from keys).
+# Negators become units of their own (X): a key may contain them ("의식이 없어요", "소변이 안 나와요"),
+# and text may carry them between a key's units ("가슴이 안 아파요"), where they negate the mention.
+NEGATORS = {("없", "VA"), ("않", "VX"), ("않", "VV"), ("아니", "VCN"), ("안", "MAG"), ("못", "MAG")}
+# Auxiliaries that carry meaning stay in keys: "죽고 싶어요" must not shrink to a bare "죽다".
+_MEANINGFUL_AUX = {"싶"}
+
+
+def coarse_tag(tag: str, form: str = "") -> str | None:
+    """Map a Kiwi tag to N (noun-like), V (predicate), A (adverb), X (negator) or None (dropped).
 
     Adverbs stay in keys because mimetic ones carry meaning ("핑 돌아요", "콕콕 쑤셔요"), but the
-    linker may skip an adverb in text that a key does not contain ("속이 너무 쓰려요").
+    linker may skip an adverb or negator in text that a key does not contain ("속이 너무 쓰려요").
     """
     tag = tag.split("-")[0]  # VA-I, VV-R: irregular-conjugation markers
+    if (form, tag) in NEGATORS:
+        return "X"
+    if tag == "VX" and form in _MEANINGFUL_AUX:
+        return "V"
     if tag.startswith(_DROP_PREFIXES):
         return None
     if tag == "MAG":
@@ -56,7 +67,7 @@ def content_units(tokens) -> list[tuple[str, str, int]]:
     """
     units = []
     for index, token in enumerate(tokens):
-        coarse = coarse_tag(token.tag)
+        coarse = coarse_tag(token.tag, token.form)
         if coarse is None:
             continue
         form = token.form.lower()
@@ -79,6 +90,15 @@ class TermEntry:
 
 
 ENTITY_TYPE = {"cond.": "disease", "sym.": "symptom", "drug.": "drug", "test.": "test", "dept.": "department"}
+
+# Final syllables of conjugated forms ("아파요", "쓰리다", "저려"): such forms are not registered as nouns.
+_VERBAL_FINALS = set("요다죠네까서고며면해어아워와라져려쳐겨거러나니지게데던는은을든도야")
+
+
+def _lossy(surface: str, key) -> bool:
+    """A key that shrank a longer form to one syllable ("구고" → 구) matches unrelated words; skip it."""
+    return len(key) == 1 and len(key[0][0]) == 1 and len(surface.replace(" ", "")) > 1
+
 
 _kiwi_lock = threading.Lock()
 END = "\0end"
@@ -109,7 +129,7 @@ class TermDictionary:
         for entry in entries:
             for variant in {entry.surface, entry.surface.replace(" ", "")}:
                 key = self.key_of(variant)
-                if key and not all(tag == "A" for _, tag in key):
+                if key and not all(tag in ("A", "X") for _, tag in key) and not _lossy(variant, key):
                     bucket = self.keys.setdefault(key, [])
                     if all(e.entity_id != entry.entity_id for e in bucket):
                         bucket.append(entry)
@@ -131,14 +151,23 @@ class TermDictionary:
         return cls(entries, kiwi=kiwi)
 
     def _noun_compounds(self, forms: set[str]) -> list[str]:
-        """Glued forms whose un-registered analysis is all noun-like: the ones to register in Kiwi."""
+        """Forms to register in Kiwi as NNG.
+
+        Glued noun compounds ("역류성식도염"), and spaceless nominal terms that Kiwi would otherwise
+        misread into unrelated pieces ("오심" → 오/V, "이명" → 이/MM + 명/NNB, "근종", "한기").
+        Conjugated phrases ("저려요") are left to morpheme keys.
+        """
         words = []
         for form in forms:
             glued = form.replace(" ", "")
-            if len(glued) < 2 or not any("가" <= ch <= "힣" for ch in glued):
+            if len(glued) < 2 or not all("가" <= ch <= "힣" for ch in glued):
                 continue
             tokens = self.tokenize(glued)
-            if len(tokens) > 1 and all(t.tag.split("-")[0] in _NOUNISH for t in tokens):
+            if len(tokens) < 2:
+                continue
+            all_nouns = all(t.tag.split("-")[0] in _NOUNISH for t in tokens)
+            nominal = " " not in form and glued[-1] not in _VERBAL_FINALS
+            if all_nouns or nominal:
                 words.append(glued)
         return words
 

@@ -35,7 +35,13 @@ from kmed.paths import default_index_dir, default_processed_dir
 from kmed.retrieval.bm25 import BM25Index, analyze
 from kmed.retrieval.chunking import kb_passages
 from kmed.retrieval.config import RetrievalConfig
-from kmed.retrieval.dense import FaissIndex, KiwiStaticEmbedder, SentenceTransformerEmbedder, training_pairs
+from kmed.retrieval.dense import (
+    FaissIndex,
+    KiwiStaticEmbedder,
+    SentenceTransformerEmbedder,
+    StaticNumpyEncoder,
+    training_pairs,
+)
 from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
 
 FORMAT_VERSION = 1
@@ -147,11 +153,12 @@ def build_index(
             passages.extend(read_jsonl(default_processed_dir() / "passages.jsonl"))
         write_jsonl(passages, tmp / "passages.jsonl")
         step("BM25", 0.45)
-        docs_tokens = [analyze(terms, p.title + " " + p.text) for p in passages]
+        analyzer = _analyzer(terms, memo={})
+        docs_tokens = [analyzer(p.title + " " + p.text) for p in passages]
         BM25Index.build(docs_tokens).save(tmp / "bm25")
         dense_info = None
         if config.dense.enabled:
-            dense_info = _build_dense(kb, terms, passages, config, tmp / "dense", folder / "dense", step)
+            dense_info = _build_dense(kb, analyzer, passages, config, tmp / "dense", folder / "dense", step)
         manifest = {
             "name": folder.name,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -188,18 +195,18 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _build_dense(kb, terms, passages, config, out: Path, previous: Path, step) -> dict:
+def _build_dense(kb, analyzer, passages, config, out: Path, previous: Path, step) -> dict:
     out.mkdir()
     texts = [p.title + " " + p.text for p in passages]
     hashes = [_sha(t) for t in texts]
     spec = config.dense.model
     if spec == "kiwi-static":
         step("밀집 임베딩 학습", 0.55)
-        analyzer = _analyzer(terms)
         pairs = training_pairs(kb, passages)
         fingerprint = f"kiwi-static:{config.dense.train_steps}:" + _sha(json.dumps(pairs, ensure_ascii=False))
-        embedder = KiwiStaticEmbedder.train(pairs, analyzer, steps=config.dense.train_steps)
-        embedder.save(out / "embedder")
+        KiwiStaticEmbedder.train(pairs, analyzer, steps=config.dense.train_steps).save(out / "embedder")
+        # Encode with the same numpy reader queries use, so build and query vectors agree exactly.
+        embedder = StaticNumpyEncoder(out / "embedder", analyzer)
     else:
         embedder = SentenceTransformerEmbedder(spec)
         fingerprint = "st:" + spec
@@ -238,8 +245,17 @@ def _reuse_vectors(previous: Path, fingerprint: str, hashes: list[str]) -> tuple
     return vectors, reused
 
 
-def _analyzer(terms: TermDictionary):
-    return lambda text: analyze(terms, text)
+def _analyzer(terms: TermDictionary, memo: dict | None = None):
+    """Kiwi analysis as a function; with ``memo``, each distinct text is analysed once per build."""
+    if memo is None:
+        return lambda text: analyze(terms, text)
+
+    def cached(text: str) -> list[str]:
+        if text not in memo:
+            memo[text] = analyze(terms, text)
+        return memo[text]
+
+    return cached
 
 
 def load_index(folder: Path, kb: KnowledgeBase, config: RetrievalConfig, strict: bool = True) -> IndexArtifacts:
