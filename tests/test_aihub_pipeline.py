@@ -189,34 +189,7 @@ def test_cli_reports_a_missing_folder(tmp_path):
     assert "찾을 수 없어요" in result.exception.message
 
 
-TINY_KB = {
-    "sources/core.yaml": """sources:
-  - {id: kdca_health, title: 국가건강정보포털 건강정보, publisher: 질병관리청, url: https://health.kdca.go.kr, kind: portal}
-""",
-    "departments.yaml": """departments:
-  - {id: dept.internal_medicine, name: 내과, english: [internal medicine], sources: [kdca_health], description: 몸속 장기의 질환을 진료해요.}
-""",
-    "symptoms/general.yaml": """symptoms:
-  - {id: sym.heartburn, name: 속쓰림, lay_terms: [가슴이 쓰려요], english: [heartburn], departments: [dept.internal_medicine], sources: [kdca_health]}
-""",
-    "conditions/digestive.yaml": """conditions:
-  - id: cond.gerd
-    name: 역류성 식도염
-    english: [GERD]
-    departments: [dept.internal_medicine]
-    symptoms: {typical: [sym.heartburn]}
-    sections:
-      overview: 위산이 식도로 거꾸로 올라와 가슴 쓰림을 일으키는 질환이에요.
-      causes: 하부식도괄약근이 느슨해지면 생겨요.
-      symptoms: 가슴이 타는 듯한 쓰림이 대표적이에요.
-      diagnosis: 증상으로 진단하고 필요하면 내시경을 해요.
-      treatment: 위산을 줄이는 약을 써요.
-      self_care: 식후 바로 눕지 않아요.
-      when_to_see_doctor: 피를 토하면 바로 진료를 받아요.
-      prevention: 과식을 피해요.
-    sources: [kdca_health]
-""",
-}
+TINY_KB = Path(__file__).parent / "fixtures" / "aihub" / "tiny_kb"  # four entries: builds an index in seconds
 
 
 def test_essential_fixture_reaches_assistant_search(tmp_path, monkeypatch):
@@ -231,10 +204,7 @@ def test_essential_fixture_reaches_assistant_search(tmp_path, monkeypatch):
         pytest.skip(f"kmed.Assistant is not available yet ({exc}); the lead's agent provides it")
     from kmed.data.kb import load_kb_or_fail
 
-    kb_dir = tmp_path / "kb"
-    for name, text in TINY_KB.items():
-        (kb_dir / name).parent.mkdir(parents=True, exist_ok=True)
-        (kb_dir / name).write_text(text, encoding="utf-8")
+    kb_dir = TINY_KB
     kb = load_kb_or_fail(kb_dir)
     root = fx.copy_fixture(tmp_path / "aihub")
     processed = tmp_path / "processed"

@@ -37,8 +37,12 @@ class _RichProgress:
     def __init__(self, progress: Progress):
         self.progress = progress
         self.task = None
+        self.shown = False  # the display starts with the first bar, so an unchanged run prints none
 
     def start(self, label: str, total: int | None) -> None:
+        if not self.shown:
+            self.progress.start()
+            self.shown = True
         self.task = self.progress.add_task(label, total=total)
 
     def advance(self, n: int = 1) -> None:
@@ -102,10 +106,12 @@ def prepare_cmd(
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    bars = _RichProgress(Progress(*columns, console=console, transient=False, disable=as_json))
     try:
-        with Progress(*columns, console=console, transient=False, disable=as_json) as bars:
-            result = prepare(aihub_dir, out_dir, pipeline_config, link=link, force=force, progress=_RichProgress(bars))
+        result = prepare(aihub_dir, out_dir, pipeline_config, link=link, force=force, progress=bars)
     finally:
+        if bars.shown:
+            bars.progress.stop()
         logger.removeHandler(handler)
         handler.close()
     if result.unchanged:

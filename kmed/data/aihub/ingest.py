@@ -81,11 +81,16 @@ def build_passages(
             text = qa_passage_text(record)
             passages.append(Passage(f"aihub:{record.uid}", title, text[: max_chars * 3], _metadata(record, record.lang, record.department)))
     if linker is not None:
-        for passage in passages:
-            passage.metadata["entity_ids"] = list(dict.fromkeys(linker(f"{passage.title}\n{passage.text}")))
-            if on_passage:
-                on_passage()
+        link_passages(passages, linker, on_passage)
     return passages
+
+
+def link_passages(passages: Sequence[Passage], linker: Linker, on_passage: Callable[[], None] | None = None) -> None:
+    """Set ``metadata["entity_ids"]``: the KB entities linked in the title and text, in order, once each."""
+    for passage in passages:
+        passage.metadata["entity_ids"] = list(dict.fromkeys(linker(f"{passage.title}\n{passage.text}")))
+        if on_passage:
+            on_passage()
 
 
 def cooccurrence_edges(passages: Sequence[Passage], min_count: int = 2, max_examples: int = 3) -> list[dict]:

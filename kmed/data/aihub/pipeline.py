@@ -23,7 +23,7 @@ from pathlib import Path
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.dedupe import dedupe
 from kmed.data.aihub.evalsets import mcq_item, open_item
-from kmed.data.aihub.ingest import Grounder, build_passages, cooccurrence_edges
+from kmed.data.aihub.ingest import Grounder, build_passages, cooccurrence_edges, link_passages
 from kmed.data.aihub.loading import load_records
 from kmed.data.aihub.mix import build_mix
 from kmed.data.aihub.records import QA, Dialogue, Document, Exercise, Record
@@ -234,9 +234,11 @@ def prepare(
 
     stage("passages")
     documents_and_qa = sorted((r for r in records if isinstance(r, (Document, QA))), key=lambda r: r.uid)
-    progress.start("개체 연결" if linker else "검색 문단 만들기", None)
-    passages = build_passages(documents_and_qa, config.passages.max_chars, config.passages.qa_answer_splits, linker, progress.advance)
-    progress.stop()
+    passages = build_passages(documents_and_qa, config.passages.max_chars, config.passages.qa_answer_splits)
+    if linker:
+        progress.start("개체 연결", len(passages))
+        link_passages(passages, linker, progress.advance)
+        progress.stop()
     edges = cooccurrence_edges(passages, config.kg.min_count, config.kg.max_examples) if linker else []
 
     stage("mix")
