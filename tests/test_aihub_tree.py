@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import shutil
 import unicodedata
 import zipfile
@@ -162,3 +163,28 @@ def test_inputs_fingerprint_lists_physical_files(tmp_path):
     names = [f.path for f in tree.inputs()]
     assert any(n.endswith("TS_국문_의학_교과서.zip.part2") for n in names)
     assert not any("/TL_내과/" in n for n in names)  # the shadowed extracted folder is not an input
+
+
+def test_an_unreadable_folder_is_reported_not_fatal(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can read any folder")
+    root = fx.copy_fixture(tmp_path / "aihub")
+    locked = root / fx.SPECIALIST / "Training"
+    locked.chmod(0)
+    try:
+        records, report, _ = _load(root)
+    finally:
+        locked.chmod(0o755)
+    assert report.skipped_by_reason()["read_error"] == 1
+    assert any(r.prov.dataset == "essential" for r in records)
+
+
+def test_a_file_that_vanishes_after_the_walk_is_reported(tmp_path):
+    root = fx.copy_fixture(tmp_path / "aihub")
+    report = Report()
+    tree = DownloadTree(root, report)
+    tree.plan()
+    (root / fx.ESSENTIAL / "Training/02.라벨링데이터/TL_내과/필수_102.json").unlink()
+    records = load_records(tree, PipelineConfig(), report)
+    assert report.skipped_by_reason()["read_error"] == 1
+    assert "essential:qa:102" not in {r.uid for r in records} and "essential:qa:101" in {r.uid for r in records}

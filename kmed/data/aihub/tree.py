@@ -160,7 +160,10 @@ class DownloadTree:
         if self.root.is_file():  # the user pointed at one zip
             self._plan = [("zip", nfc(self.root.name), [self.root])] if self.root.suffix.casefold() == ".zip" else []
             return self._plan
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        def unreadable(error: OSError) -> None:
+            self.report.skip("read_error", nfc(str(error.filename or self.root)), type(error).__name__)
+
+        for dirpath, dirnames, filenames in os.walk(self.root, onerror=unreadable):
             current = Path(dirpath)
             dirnames[:] = sorted((d for d in dirnames if not _ignored(d)), key=nfc)
             parts: dict[str, list[tuple[int, Path]]] = {}
@@ -213,7 +216,10 @@ class DownloadTree:
         out = []
         for _, _, physical in self.plan():
             for path in physical:
-                stat = path.stat()
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue  # reported when read
                 out.append(InputFile(self._rel(path), stat.st_size, stat.st_mtime_ns))
         return sorted(out, key=lambda f: f.path)
 
@@ -243,7 +249,12 @@ class DownloadTree:
         for kind, logical, physical in self.plan():
             if kind == "json":
                 path = physical[0]
-                yield SourceFile(logical, path.stat().st_size, path.read_bytes)
+                try:
+                    size = path.stat().st_size
+                except OSError as exc:  # gone or unreadable since the walk
+                    self.report.skip("read_error", logical, type(exc).__name__)
+                    continue
+                yield SourceFile(logical, size, path.read_bytes)
                 continue
             try:
                 archive = self._open_physical(physical)
