@@ -195,3 +195,30 @@ def markdown(result: dict) -> str:
             f"{r['ceiling_decode_tok_s']:.1f} | {r['ceiling_fraction']:.0%} | {'yes' if r['goal_met'] else 'no'} |"
         )
     return "\n".join(lines)
+
+
+# Published peak memory bandwidths (bytes/s) for a GPU estimate; nothing here is measured.
+GPU_BANDWIDTH = {"NVIDIA T4": 320e9, "NVIDIA L4": 300e9, "NVIDIA A10G": 600e9, "NVIDIA A100 40GB": 1555e9, "NVIDIA H100 SXM": 3350e9}
+
+
+def answer_budget(row: dict, seconds: float = 3.0, prompts: tuple[int, ...] = (128, 256, 512)) -> list[dict]:
+    """Output tokens that fit in ``seconds`` after prefilling each prompt length (measured prefill rate)."""
+    out = []
+    for p in prompts:
+        ttft = p / row["prefill_tok_s"]
+        tokens = max(0, int((seconds - ttft) * row["decode_tok_s"])) + (1 if ttft <= seconds else 0)
+        out.append({"prompt_tokens": p, "ttft_s": ttft, "output_tokens": tokens})
+    return out
+
+
+def gpu_estimate(shape_name: str = "polyglot-ko-1.3b", context: int = 512) -> list[dict]:
+    """Bandwidth-ceiling decode speed on common GPUs (NOT measured): bytes per token / bandwidth."""
+    from kmed.llm.models import get_shape
+
+    shape = get_shape(shape_name)
+    rows = []
+    for gpu, bw in GPU_BANDWIDTH.items():
+        rows.append({"gpu": gpu, "bandwidth_GB_s": bw / 1e9,
+                     "fp16_ceiling_tok_s": shape.decode_ceiling_tok_s(bw, 16, context),
+                     "int4_ceiling_tok_s": shape.decode_ceiling_tok_s(bw, 4.5, context)})
+    return rows

@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
+                        help="attention kernel; eager is ~0.6 ms/layer faster per decoded token on CPU (one query)")
+    parser.add_argument("--dynamic-cache", action="store_true", help="grow the KV cache by concatenation (HF default)")
     parser.add_argument("--ttft-at", default="", help="also time prefill alone at these prompt lengths (comma-separated)")
     parser.add_argument("--prompt-ids-stdin", action="store_true", help="read the prompt's token ids (JSON list) from stdin")
     args = parser.parse_args(argv)
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     model, _ = load_any(args.path)
     load_s = time.perf_counter() - start
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(args.attn)
     rss_loaded = _status_bytes("VmRSS")
     vocab = model.config.vocab_size
     if args.prompt_ids_stdin:
@@ -65,12 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(3, vocab, (args.prompt_tokens,), generator=gen).tolist()
     input_ids = torch.tensor([ids], dtype=torch.long)
-    timed_greedy(model, input_ids[:, :8], new_tokens=3)  # warm-up: kernels, allocator, thread pool
-    result = timed_greedy(model, input_ids, new_tokens=args.new_tokens)
+    static = not args.dynamic_cache
+    timed_greedy(model, input_ids[:, :8], new_tokens=3, static_cache=static)  # warm-up: kernels, allocator, threads
+    result = timed_greedy(model, input_ids, new_tokens=args.new_tokens, static_cache=static)
     ttft_at = {}
     for n in [int(x) for x in args.ttft_at.split(",") if x.strip()]:
         if n < input_ids.shape[1]:
-            ttft_at[str(n)] = timed_greedy(model, input_ids[:, :n], new_tokens=1)["ttft_s"]
+            ttft_at[str(n)] = timed_greedy(model, input_ids[:, :n], new_tokens=1, static_cache=static)["ttft_s"]
     result.update(
         ttft_at=ttft_at,
         path=str(args.path),
@@ -79,6 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
         peak_rss_bytes=peak_rss_bytes(),
         ru_maxrss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         threads=torch.get_num_threads(),
+        attn=args.attn,
+        kv_cache="dynamic" if args.dynamic_cache else "static",
         dtype=str(next(iter(model.buffers()), next(model.parameters())).dtype),
     )
     print(json.dumps(result))

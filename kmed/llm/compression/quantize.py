@@ -77,6 +77,8 @@ def quantize_model(model: nn.Module, scheme: str = "int4", group_size: int = 64,
     for name, module in list(model.named_modules()):
         if "Rotary" in type(module).__name__:  # keep RoPE frequencies in fp32, as a fresh load does
             set_module(model, name, type(module)(config=model.config))
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # what load_quantized builds: the same numbers before and after saving
     # The head and embedding are now separate quantized tensors, even if the base tied them.
     model.config.tie_word_embeddings = False
     model._kmed_quant = {"scheme": scheme, "group_size": group_size, "modules": modules, "skipped": skipped}
@@ -94,6 +96,8 @@ def save_quantized(model: nn.Module, out: str | Path, tokenizer=None, extra: dic
     save_state_dict(out / WEIGHTS, state, {"format": "pt"})
     model.config.save_pretrained(out)
     if getattr(model, "generation_config", None) is not None:
+        # A preallocated KV cache: HF's default concatenates every layer's cache at every step.
+        model.generation_config.cache_implementation = "static"
         model.generation_config.save_pretrained(out)
     if tokenizer is not None:
         tokenizer.save_pretrained(out)
@@ -155,7 +159,9 @@ def load_quantized(path: str | Path, with_tokenizer: bool = True):
     family_of(config)
     dtype = getattr(torch, manifest["compute_dtype"])
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        # Eager attention: with one query per decoded token, the CPU flash-attention kernel costs
+        # ~0.75 ms/layer at the 1.3B shape, eager ~0.13 ms (measured; docs/benchmarks.md).
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="eager")
     for name, kind in manifest["modules"].items():
         set_module(model, name, empty_module(kind, get_module(model, name), manifest["group_size"], dtype))
     quant_names = set(manifest["modules"])
