@@ -154,3 +154,21 @@ def test_cli_reports_an_unknown_recipe_key(base, tmp_path):
                           cwd=Path(__file__).resolve().parents[1])
     assert proc.returncode == 2
     assert "scheem" in proc.stderr and "해결 방법" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_grounded_qa_drop_past_the_gate_stops_the_pipeline(base, tmp_path, monkeypatch):
+    scores = iter([(0.80, "dev"), (0.60, "dev")])  # base, then the quantized stage
+    monkeypatch.setattr(pipeline, "qa_score", lambda *_args, **_kw: next(scores))
+    with pytest.raises(pipeline.GateFailed) as err:
+        pipeline.run(base, tmp_path / "out", _recipe({"kind": "quantize", "scheme": "int8", "gate": {"max_qa_drop": 0.05}}),
+                     log=lambda _: None)
+    assert "grounded QA 0.800 → 0.600" in err.value.message
+
+
+def test_qa_is_skipped_with_a_reason_for_a_base_model(base):
+    from transformers import AutoTokenizer
+
+    from kmed.llm.compression.evaluate import qa_score
+
+    score, note = qa_score(base, AutoTokenizer.from_pretrained(base))
+    assert score is None and "채팅 템플릿" in note

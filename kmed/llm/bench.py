@@ -201,11 +201,14 @@ def markdown(result: dict) -> str:
 GPU_BANDWIDTH = {"NVIDIA T4": 320e9, "NVIDIA L4": 300e9, "NVIDIA A10G": 600e9, "NVIDIA A100 40GB": 1555e9, "NVIDIA H100 SXM": 3350e9}
 
 
-def answer_budget(row: dict, seconds: float = 3.0, prompts: tuple[int, ...] = (128, 256, 512)) -> list[dict]:
-    """Output tokens that fit in ``seconds`` after prefilling each prompt length (measured prefill rate)."""
+def answer_budget(row: dict, prompt_tokens: int, seconds: float = 3.0, prompts: tuple[int, ...] = (128, 256, 512)) -> list[dict]:
+    """Output tokens that fit in ``seconds`` after each prompt: measured TTFT where there is one, else
+    the measured prefill rate."""
+    measured = {prompt_tokens: row["ttft_s"]}
+    measured.update({int(k.split("_")[3]): v for k, v in row.items() if k.startswith("ttft_s_at_") and v is not None})
     out = []
     for p in prompts:
-        ttft = p / row["prefill_tok_s"]
+        ttft = measured.get(p, p / row["prefill_tok_s"])
         tokens = max(0, int((seconds - ttft) * row["decode_tok_s"])) + (1 if ttft <= seconds else 0)
         out.append({"prompt_tokens": p, "ttft_s": ttft, "output_tokens": tokens})
     return out

@@ -158,15 +158,21 @@ def measure_in_subprocess(path: str | Path, prompt_tokens: int = 64, new_tokens:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def qa_score(model, tokenizer, max_items: int = 20) -> tuple[float | None, str]:
-    """Grounded QA on the dev set, when the model can answer; otherwise (None, why not)."""
+def qa_score(path: str | Path, tokenizer, max_items: int = 20) -> tuple[float | None, str]:
+    """Grounded QA pass rate on the dev set (``kmed eval grounded``), when the model can answer.
+
+    A base LM without a chat template cannot follow the grounded prompt, so it is skipped with the
+    reason rather than scored as 0. Otherwise the stage's folder is served through ``HFGenerator``
+    inside the full assistant, and the first ``max_items`` dev cases are judged.
+    """
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         return None, "건너뜀: 채팅 템플릿이 없는 기본 언어 모델이라 질문에 답하지 못해요 (SFT 후 측정)"
     try:
-        from kmed.eval import grounded  # the evaluation area's dev set and scorer
-    except ImportError:
-        return None, "건너뜀: kmed.eval.grounded(개발 세트 평가기)가 아직 없어요"
-    scorer = getattr(grounded, "score_generator_on_dev", None)
-    if scorer is None:
-        return None, "건너뜀: kmed.eval.grounded 에 score_generator_on_dev 가 없어요"
-    return float(scorer(model=model, tokenizer=tokenizer, max_items=max_items)), "dev set"
+        from kmed.agent.assistant import Assistant
+        from kmed.eval.grounded_eval import evaluate, load_cases
+        from kmed.llm.factory import load_generator
+    except ImportError as exc:
+        return None, f"건너뜀: 평가 코드를 불러올 수 없어요 ({exc.name})"
+    assistant = Assistant.load(generator=load_generator(str(path)))
+    summary = evaluate(assistant, load_cases()[:max_items])
+    return summary["pass_rate"], f"grounded dev set, {summary['cases']} cases"

@@ -137,7 +137,7 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
         result = {"name": name, "kind": kind, "path": str(path), "seconds": round(seconds, 2), "details": details,
                   "ppl": perplexity(m, eval_blocks), "bytes_on_disk": dir_bytes(path),
                   "params": sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b is not None)}
-        result["qa"], result["qa_note"] = qa_score(m, tok, ev.qa_max_items) if ev.qa else (None, "off")
+        result["qa"], result["qa_note"] = qa_score(path, tok, ev.qa_max_items) if ev.qa else (None, "off")
         if ev.memory_subprocess:
             speed = measure_in_subprocess(path, ev.speed_prompt_tokens, ev.speed_new_tokens)
         else:
