@@ -145,3 +145,22 @@ def test_hf_generator_loads_a_kmed_quantized_folder(tmp_path):
     result = generator.generate(GenerationRequest(question="열이 나요", context=[ContextPassage(1, "감기", "열이 나요.")],
                                                   max_new_tokens=4))
     assert isinstance(result.text, str)
+
+
+def test_prompt_path_matches_the_int4_kernel(monkeypatch):
+    """Prompts (≥ 32 tokens) expand the packed weight to bf16 for the bf16 GEMM; same numbers as the kernel."""
+    from kmed.llm.compression import prefill
+
+    lin = nn.Linear(128, 192)
+    layer = qlinear.Int4WeightOnlyLinear.from_linear(lin, 32)
+    layer.pack()
+    x = torch.randn(40, 128).bfloat16()
+    kernel = torch.ops.aten._weight_int4pack_mm_for_cpu(x, layer._packed, 32, layer.scales_zeros) + layer.bias
+    if not prefill.available():
+        pytest.skip("no C++ compiler here: prompts use the int4 kernel (covered below)")
+    assert _rel(layer(x), kernel) < 1e-2
+    wt = prefill.dequantize_packed_t(layer._packed, *prefill.split_scales(layer.scales_zeros), 128, 32)
+    assert torch.equal(wt.float().t(), qlinear.dequantize_int4(layer.qweight, layer.scales_zeros, 32).bfloat16().float())
+    # Without the helper (no compiler, or KMED_INT4_PREFILL=0) the kernel serves prompts too.
+    monkeypatch.setattr(prefill, "dequantize_packed_t", lambda *a, **k: None)
+    assert torch.equal(layer(x), kernel)

@@ -127,6 +127,9 @@ def run_bench(shape_name: str = "polyglot-ko-1.3b", layers: int | None = None, n
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     load_before = os.getloadavg()
+    from kmed.llm.compression import prefill
+
+    log(f"int4 prompt helper (bf16 expansion): {'on' if prefill.available() else 'off: int4 kernel for prompts too'}")
     bandwidth = measure_memory_bandwidth()
     log(f"memory bandwidth (read, {torch.get_num_threads()} threads): {bandwidth / 1e9:.1f} GB/s")
     ids, prompt_info = grounded_prompt_ids(prompt_tokens, shape.vocab_size)

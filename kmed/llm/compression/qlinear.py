@@ -1,7 +1,8 @@
 """Quantized layers for CPU inference, each storing a portable form and packing it for a kernel.
 
     Int4WeightOnlyLinear  4-bit groupwise weights, bf16 activations: torch's CPU tinygemm kernel
-                          (``_weight_int4pack_mm_for_cpu``). Decode reads ~0.56 byte per weight.
+                          (``_weight_int4pack_mm_for_cpu``). Decode reads ~0.56 byte per weight;
+                          prompts of ≥ 32 tokens expand the weight to bf16 first (``prefill.py``).
     Int8DynamicLinear     int8 per-channel weights, activations quantized per call: fbgemm
                           (``quantized::linear_dynamic``). Fast int8 prefill; fp32 in and out.
     Int8WeightOnlyLinear  int8 per-channel weights, bf16 activations (``_weight_int8pack_mm``):
@@ -21,6 +22,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from kmed.llm.compression import prefill
 
 INT4_N_MULTIPLE = 16  # the CPU int4 kernel needs out_features divisible by 16
 
@@ -152,9 +155,14 @@ class Int4WeightOnlyLinear(_Packed):
         if self._packed is None:
             self.pack()
         shape = x.shape
-        y = torch.ops.aten._weight_int4pack_mm_for_cpu(
-            x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self._packed, self.group_size, self.scales_zeros
-        )
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
+        y = None
+        if x2.shape[0] >= prefill.MIN_TOKENS:  # a prompt: compute-bound, so expand to bf16 and use the bf16 GEMM
+            scales, offsets = prefill.split_scales(self.scales_zeros)
+            wt = prefill.dequantize_packed_t(self._packed, scales, offsets, self.in_features, self.group_size)
+            y = None if wt is None else x2 @ wt
+        if y is None:  # decoding (memory-bound): the int4 kernel reads 4 bits per weight
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self._packed, self.group_size, self.scales_zeros)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)

@@ -183,6 +183,10 @@ def load_quantized(path: str | Path, with_tokenizer: bool = True):
             if pending[owner] == 0:
                 module.pack(drop_portable=True)
     _materialise_leftovers(model, config)
+    if "int4_wo" in manifest["modules"].values():
+        from kmed.llm.compression import prefill
+
+        prefill.available()  # compile the prompt helper now (once per machine, ~20 s), not on the first prompt
     release_freed_memory()
     model.eval()
     model.requires_grad_(False)
