@@ -151,3 +151,10 @@ def test_shipped_default_answers_the_issue_example():
 
     reply = Assistant.load().ask("역류성식도염이 있는데 가슴이 쓰리고 신물이 올라와요").to_dict()
     assert any(e["name"] == "역류성 식도염" for e in reply["entities"]) and reply["citations"]
+
+
+def test_escalation_is_never_downgraded_by_a_later_turn(assistant):
+    session = assistant.session()
+    assert session.ask("가슴이 쥐어짜듯 아프고 식은땀이 나요").triage.level == "emergency"
+    later = session.ask("지금은 좀 괜찮아진 것 같아요")
+    assert later.triage.level == "emergency" and "119" in later.answer and "119" in later.triage.hotlines

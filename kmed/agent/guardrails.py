@@ -37,16 +37,25 @@ _HARMFUL = [
     ("controlled_drugs", re.compile(r"(처방\s*(전|없이)|처방전\s*없이|몰래|불법).{0,20}(구하|구입|사|얻|살\s*수)"
                                     r"|(졸피뎀|펜타닐|옥시코돈|프로포폴|마약|대마|필로폰|아더랄|애더럴|디에타민|펜터민).{0,20}(구하|구입|사는|파는|살\s*수|어디서)"
                                     r"|(buy|get|obtain).{0,30}without\s+(a\s+)?prescription", re.IGNORECASE)),
-    ("prescription_fraud", re.compile(r"처방전.{0,10}(위조|조작|만들|고치|변조)|진단서.{0,10}(위조|조작|가짜|허위)"
-                                      r"|(fake|forge|falsify).{0,20}(prescription|medical\s+certificate)", re.IGNORECASE)),
-    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이)(을|를|에게)?.{0,15}(몰래\s*)?(먹여|독|해치|죽이|기절시키)"
-                               r"|(poison|drug)\s+(someone|my\s+\w+)\s+without", re.IGNORECASE)),
+    ("prescription_fraud", re.compile(r"(처방전|진단서|소견서|의무\s*기록|진료\s*기록).{0,15}(위조|조작|만들|고치|고쳐|변조|바꾸|바꿔|늘리|수정)"
+                                      r"|(fake|forge|falsify|alter|manipulate).{0,30}(prescription|medical\s+certificate|patient\s+records?|medical\s+records?)",
+                                      re.IGNORECASE)),
+    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이|친구|동료|그\s*사람|누군가)(을|를|에게|한테)?.{0,20}(몰래\s*)?"
+                               r"(먹여|독|해치|죽이|기절시키|아프게|재우|잠들게|중독시키)"
+                               r"|몰래\s*(먹여|타서|넣어)|(강간|데이트\s*강간|성범죄)\s*약|물뽕|GHB|약을?\s*타서.{0,10}(재우|기절|정신)"
+                               r"|(poison|drug|sedate|hurt|harm)\s+(someone|somebody|my\s+\w+|a\s+person|people|others)"
+                               r"|date\s*rape", re.IGNORECASE)),
 ]
+# Refused before red flags: their wording describes someone else, not the person's own state.
+REFUSE_FIRST = {"harm_others", "prescription_fraud", "controlled_drugs"}
 
 _MEDICAL_HINT = re.compile(
     r"(아프|아파|통증|기침|증상|병원|진료|질환|질병|검사|수술|치료|먹어도|복용|임신|생리|혈압|혈당|당뇨|콜레스테롤|염증|감염|"
     r"알레르기|두드러기|가려|부었|부어|어지|토하|토했|설사|변비|상처|다쳤|골절|삐었|피곤|불면|우울|불안|스트레스|"
     r"가슴|머리|허리|무릎|어깨|이빨|치아|잇몸|피부|체중|다이어트|금연|예방접종|백신|건강|의사|응급|약국|처방|"
+    r"삼켰|삼킨|삼키|물렸|쏘였|데었|화상|쓰러|기절|발작|경련|출혈|피가|소변|오줌|대변|똥|배꼽|아기|애기|신생아|임산부|태동|"
+    r"토했|구토|메스|의식|마비|저려|저림|붓|혹이|멍이|상처|가렵|두드러|콧물|가래|목이|배가|눈이|귀가|숨이|"
+    r"중독|가스|과다\s*복용|먹었|몸이|컨디션|통증|쑤시|결리|시려|"
     # Single-syllable body words count only as whole words ("코가", not "비트코인").
     r"(?<![가-힣])(?:코|눈|귀|배|목|피|열|살|약|숨|잠|술|병|멍)(?:이|가|을|를|은|는|에|도|만|좀|\s|$)|"
     r"pain|fever|cough|doctor|medicine|drug|symptom|sick|hospital|pregnan|health|dose)",

@@ -26,6 +26,7 @@ from kmed.retrieval.passages import Hit
 
 log = logging.getLogger(__name__)
 CONTEXT_PASSAGES = 6
+LEVEL_RANK = {"info": 0, "self_care": 1, "routine": 1, "urgent": 2, "emergency": 3}
 _CITE = re.compile(r"\[(\d+)\]")
 
 _INTENT_RULES = [
@@ -90,6 +91,7 @@ class Session:
         except Exception:  # noqa: BLE001 - a crash in one turn must not end the consultation
             log.exception("turn failed")
             reply = Reply(answer=texts.INTERNAL_ERROR, kind="error")
+        self._keep_escalation(reply)
         reply.timings["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
         self.last_reply = reply
         self.state.history.append({"role": "assistant", "content": reply.answer})
@@ -120,6 +122,13 @@ class Session:
         hypothetical, information = g.is_hypothetical(text), g.is_information_question(text)
         entities = [{"id": m.id, "name": m.name, "type": m.type} for m in _unique(mentions) if not m.negated]
 
+        # 0. Requests to harm others or to obtain drugs illegally are refused before anything
+        # else, so their words ("몰래 먹여서 기절시킬") are never read as the person's own symptoms.
+        harmful = g.harmful_category(text)
+        if harmful in g.REFUSE_FIRST:
+            triage = Triage("info", [texts.HARMFUL_REASON[harmful]])
+            return Reply(answer=texts.HARMFUL[harmful], refused=True, kind="refusal", triage=triage, notices=notices)
+
         # 1. Safety first: red flags from rules, over everything said so far.
         new_flags = [] if (hypothetical or information) else a.red_flags.evaluate(text, set(self.state.mentioned), self.state.profile)
         for flag in new_flags:
@@ -136,15 +145,17 @@ class Session:
             return Reply(answer=texts.GREETING, kind="greeting", notices=notices)
         if g.is_prompt_injection(text):
             return Reply(answer=texts.INJECTION, refused=True, kind="refusal", entities=entities, notices=notices)
-        harmful = g.harmful_category(text)
         if harmful:
             triage = Triage("info", [texts.HARMFUL_REASON[harmful]], ["109", "1577-0199"] if harmful == "lethal_dose" else [])
             return Reply(answer=texts.HARMFUL[harmful], refused=True, kind="refusal", triage=triage, entities=entities, notices=notices)
-        if g.is_out_of_scope(text, bool(mentions)):
+        in_consultation = bool(self.state.mentioned) or (self.last_reply is not None and self.last_reply.kind in ("clarify", "answer", "emergency"))
+        if not in_consultation and g.is_out_of_scope(text, bool(mentions)):
             return Reply(answer=texts.OUT_OF_SCOPE, refused=True, kind="refusal", notices=notices)
 
         # 3. Clarify a vague symptom report (at most twice in a row), else answer.
-        report = bool(self.state.symptoms()) and not information and not hypothetical and any(m.type == "symptom" for m in mentions)
+        answering_us = self.last_reply is not None and self.last_reply.kind == "clarify"
+        report = bool(self.state.symptoms()) and not information and not hypothetical and (
+            any(m.type == "symptom" for m in mentions) or answering_us or not any(m.type in ("disease", "drug") for m in mentions))
         question = self._clarifying_question(report)
         if question:
             self.state.clarify_streak += 1
@@ -153,6 +164,19 @@ class Session:
         self.state.clarify_streak = 0
         intent = detect_intent(text, report, mentions)
         return (yield from self._answer(text, intent, mentions, entities, notices, information or hypothetical))
+
+    def _keep_escalation(self, reply: Reply) -> None:
+        """An emergency or urgent flag raised earlier in the session is never downgraded later."""
+        if not self.state.flags or reply.refused or reply.kind == "empty":
+            return
+        worst = max(self.state.flags, key=lambda f: LEVEL_RANK[f.level])
+        if LEVEL_RANK[reply.triage.level] >= LEVEL_RANK[worst.level]:
+            return
+        reply.triage.level = worst.level
+        reply.triage.reasons = list(dict.fromkeys([*reply.triage.reasons, worst.rule.name]))
+        reply.triage.hotlines = list(dict.fromkeys([*reply.triage.hotlines, *worst.rule.hotlines]))
+        reminder = texts.STILL_EMERGENCY if worst.level == "emergency" else texts.STILL_URGENT
+        reply.answer = reminder.format(reason=worst.rule.name) + "\n" + reply.answer
 
     def _clarifying_question(self, report: bool) -> str | None:
         if not report or self.state.clarify_streak >= 2:
@@ -165,9 +189,17 @@ class Session:
         return None
 
     def _departments(self, mentions, candidates=()) -> list[str]:
+        """Departments of the likely conditions and the symptoms; children and pregnancy come first."""
         q = self.assistant.retriever.queries
-        ids = [*candidates, *(m.id for m in mentions if not m.negated and m.type in ("disease", "symptom"))]
+        symptoms = [i for i in self.state.symptoms()]
+        ids = [*candidates, *(m.id for m in mentions if not m.negated and m.type in ("disease", "symptom")), *symptoms]
         names = []
+        profile = self.state.profile
+        months = profile.age_in_months()
+        if profile.is_child or (months is not None and months < 15 * 12):
+            names.append(texts.PEDIATRICS)
+        if profile.pregnant:
+            names.append(texts.OBSTETRICS)
         for entity_id in ids:
             names.extend(q.name(d) for d in q.departments_of(entity_id)[:1])
         return list(dict.fromkeys(names))[:3]

@@ -46,3 +46,8 @@ DEPARTMENT_LINE = "{departments}에서 진료를 받아 보세요."
 DEFAULT_DEPARTMENT = "가정의학과 또는 내과"
 NOTHING_FOUND = "죄송해요, 이 질문에 답할 근거를 지식베이스에서 찾지 못했어요. 추측해서 답하지 않을게요. {departments}에서 진료를 받아 보세요.\n" + DISCLAIMER
 NOTHING_FOUND_REASON = "근거 부족"
+
+PEDIATRICS = "소아청소년과"
+OBSTETRICS = "산부인과"
+STILL_EMERGENCY = "🚨 앞에서 말씀하신 내용({reason})은 응급 신호예요. 지금 괜찮아 보여도 바로 119에 전화하거나 응급실로 가세요."
+STILL_URGENT = "⚠ 앞에서 말씀하신 내용({reason}) 때문에 오늘 안에 진료를 받으셔야 해요."

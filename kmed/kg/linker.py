@@ -21,7 +21,9 @@ _NEGATORS = NEGATORS | {("괜찮", "VA")}
 # particles, adverbs, light verbs ("자해는 하지 않아요"), adnominal endings and 적/일 ("기절한 적은 없어요").
 _FILLER_TAGS = ("J", "MAG", "XSA", "XSV", "VCP", "ETM")
 _FILLER_ENDINGS = {"지", "게", "어", "아", "어도", "아도", "ㄴ", "은", "는"}
-_FILLER_WORDS = {("적", "NNB"), ("일", "NNB"), ("하", "VV"), ("되", "VV")}
+_FILLER_WORDS = {("적", "NNB"), ("일", "NNB"), ("것", "NNB"), ("거", "NNB"), ("하", "VV"), ("되", "VV")}
+# Endings that join alternatives ("토하거나 숨찬 건 없어요"): the negation at the end covers both.
+_DISJUNCTIVE = {"거나", "이나", "나", "든지", "든가"}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ class EntityLinker:
         frontier = [(start, self.terms.trie, False, ())]
         while frontier:
             pos, node, matched, path = frontier.pop()
-            if matched and END in node and (best is None or pos > best[0]):
+            # Longest span first; at the same end, the key that matched more words itself wins
+            # ("배가 꼬이듯 아파요" → the colicky-pain entry, not plain 복통 with 꼬이듯 skipped).
+            if matched and END in node and (best is None or (pos, len(path)) > (best[0], len(best[2]))):
                 best = (pos, node[END], frozenset(path))
             if pos >= len(units):
                 continue
@@ -117,7 +121,10 @@ class EntityLinker:
             _, _, last = mentions[index]
             _, next_first, _ = mentions[index + 1]
             between = tokens[last + 1 : next_first]
-            coordinated = between and all(t.tag.startswith("JC") or t.tag == "SP" or t.form in ("도", "나") for t in between)
+            coordinated = between and all(
+                t.tag.startswith("JC") or t.tag == "SP" or t.form in ("도", "나") or (t.tag == "EC" and t.form in _DISJUNCTIVE)
+                for t in between
+            )
             if coordinated and result[index + 1].negated and not result[index].negated:
                 m = result[index]
                 result[index] = Mention(m.id, m.name, m.type, m.start, m.end, m.surface, True)

@@ -117,19 +117,27 @@ def new_kiwi():
 class TermDictionary:
     """Surface form keys → KB entries, plus the Kiwi instance that produced the keys."""
 
-    def __init__(self, entries: list[TermEntry], user_words: list[str] | None = None, kiwi=None):
+    def __init__(self, entries: list[TermEntry], user_words: list[str] | None = None, kiwi=None,
+                 base_keys: dict[str, list] | None = None):
         self.entries = entries
         self.kiwi = kiwi or new_kiwi()
         if user_words is None:
+            # Keys of registered forms as Kiwi read them before registration: "두근거림" becomes one
+            # noun, but its verb reading (두근거리) must still match "두근거리다가".
             user_words = self._noun_compounds({e.surface for e in entries})
+            base_keys = {w: list(self.key_of(w)) for w in user_words}
         self.user_words = sorted(set(user_words))
+        self.base_keys = base_keys or {}
         for word in self.user_words:
             self.kiwi.add_user_word(word, "NNG", 0.0)
         self.keys: dict[tuple[tuple[str, str], ...], list[TermEntry]] = {}
         for entry in entries:
-            for variant in {entry.surface, entry.surface.replace(" ", "")}:
-                key = self.key_of(variant)
-                if key and not all(tag in ("A", "X") for _, tag in key) and not _lossy(variant, key):
+            glued = entry.surface.replace(" ", "")
+            keys = [self.key_of(entry.surface), self.key_of(glued)]
+            if glued in self.base_keys:
+                keys.append(tuple(tuple(unit) for unit in self.base_keys[glued]))
+            for key in dict.fromkeys(keys):
+                if key and not all(tag in ("A", "X") for _, tag in key) and not _lossy(glued, key):
                     bucket = self.keys.setdefault(key, [])
                     if all(e.entity_id != entry.entity_id for e in bucket):
                         bucket.append(entry)
@@ -188,10 +196,11 @@ class TermDictionary:
     def to_dict(self) -> dict:
         return {
             "user_words": self.user_words,
+            "base_keys": self.base_keys,
             "entries": [[e.entity_id, e.entity_type, e.name, e.surface] for e in self.entries],
         }
 
     @classmethod
     def from_dict(cls, data: dict, kiwi=None) -> TermDictionary:
         entries = [TermEntry(*row) for row in data["entries"]]
-        return cls(entries, user_words=data["user_words"], kiwi=kiwi)
+        return cls(entries, user_words=data["user_words"], kiwi=kiwi, base_keys=data.get("base_keys"))
