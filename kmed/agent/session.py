@@ -248,6 +248,9 @@ class Session:
         body, citations = _renumber(verified, usable)
         if not body:
             answer = texts.NOTHING_FOUND.format(departments=", ".join(departments) or texts.DEFAULT_DEPARTMENT)
+            if report:  # still say what was understood, so the person can correct it
+                names = ", ".join(a.retriever.queries.name(i) for i in self.state.symptoms()[:4])
+                answer = texts.UNDERSTOOD.format(symptoms=names) + " " + answer
             triage = Triage("routine" if report else "info", [texts.NOTHING_FOUND_REASON])
             return Reply(answer=answer, triage=triage, entities=entities, departments=departments, kind="answer",
                          notices=notices, verification=stats)
