@@ -37,7 +37,7 @@ _HARMFUL = [
     ("controlled_drugs", re.compile(r"(처방\s*(전|없이)|처방전\s*없이|몰래|불법).{0,20}(구하|구입|사|얻|살\s*수)"
                                     r"|(졸피뎀|펜타닐|옥시코돈|프로포폴|마약|대마|필로폰|아더랄|애더럴|디에타민|펜터민).{0,20}(구하|구입|사는|파는|살\s*수|어디서)"
                                     r"|(buy|get|obtain).{0,30}without\s+(a\s+)?prescription", re.IGNORECASE)),
-    ("prescription_fraud", re.compile(r"(처방전|진단서|소견서|의무\s*기록|진료\s*기록).{0,15}(위조|조작|만들|고치|고쳐|변조|바꾸|바꿔|늘리|수정)"
+    ("prescription_fraud", re.compile(r"(처방전|진단서|소견서|의무\s*기록|진료\s*기록).{0,15}(위조|조작|만들|만드|가짜|허위|고치|고쳐|변조|바꾸|바꿔|늘리|수정)"
                                       r"|(fake|forge|falsify|alter|manipulate).{0,30}(prescription|medical\s+certificate|patient\s+records?|medical\s+records?)",
                                       re.IGNORECASE)),
     ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이|친구|동료|그\s*사람|누군가)(을|를|에게|한테)?.{0,20}(몰래\s*)?"
@@ -55,7 +55,7 @@ _MEDICAL_HINT = re.compile(
     r"가슴|머리|허리|무릎|어깨|이빨|치아|잇몸|피부|체중|다이어트|금연|예방접종|백신|건강|의사|응급|약국|처방|"
     r"삼켰|삼킨|삼키|물렸|쏘였|데었|화상|쓰러|기절|발작|경련|출혈|피가|소변|오줌|대변|똥|배꼽|아기|애기|신생아|임산부|태동|"
     r"토했|구토|메스|의식|마비|저려|저림|붓|혹이|멍이|상처|가렵|두드러|콧물|가래|목이|배가|눈이|귀가|숨이|"
-    r"중독|가스|과다\s*복용|먹었|몸이|컨디션|통증|쑤시|결리|시려|"
+    r"중독|가스|과다\s*복용|먹었|몸이|컨디션|통증|쑤시|결리|시려|빙글|어질|자살|자해|예방|정신|마음이|위험\s*신호|"
     # Single-syllable body words count only as whole words ("코가", not "비트코인").
     r"(?<![가-힣])(?:코|눈|귀|배|목|피|열|살|약|숨|잠|술|병|멍)(?:이|가|을|를|은|는|에|도|만|좀|\s|$)|"
     r"pain|fever|cough|doctor|medicine|drug|symptom|sick|hospital|pregnan|health|dose)",
@@ -139,8 +139,26 @@ def is_hypothetical(text: str) -> bool:
     return bool(_HYPOTHETICAL.search(text))
 
 
+_COMPARISON = re.compile(r"(중에서?|랑|하고|와|과)\s*.{0,15}(뭐가|어느\s*게|어떤\s*게|어떤\s*것이)\s*.{0,10}(\?|요|까)")
+_PAST_REFERENCE = re.compile(r"(예전에|옛날에|작년에|몇\s*년\s*전|전에는|었었|았었|했었)")
+_QUESTION_END = re.compile(r"(\?|나요|까요|가요|돼요\?|인가요|을까|ㄹ까)\s*$")
+_REPORT_CUE = re.compile(r"(아파요|아프고|아파서|아프다|쑤셔|쑤시|부었|부어|가려|따가|쓰라|쓰려|돌아요|나와요|심해요|심하고|못\s*갈|힘들어요|접질|삐었|까져|다쳤)")
+
+
+def is_past_reference_question(text: str) -> bool:
+    """A question that mentions a past episode ("예전에 공황발작 왔을 때 …, 약은 얼마나 먹어요?")."""
+    return bool(_PAST_REFERENCE.search(text)) and bool(_QUESTION_END.search(text.strip()))
+
+
+def sounds_like_report(text: str) -> bool:
+    """Words people use to describe their own current trouble ("아파요", "부었어요", "접질렸어요")."""
+    return bool(_REPORT_CUE.search(text))
+
+
 def is_information_question(text: str) -> bool:
     """A question about a topic ("뇌졸중 증상이 뭐예요?") rather than a report of one's own symptoms."""
+    if _COMPARISON.search(text):
+        return True
     return bool(_INFO_QUESTION.search(text)) and not _FIRST_PERSON.search(text)
 
 

@@ -119,7 +119,8 @@ class Session:
                 self.state.mentioned.setdefault(m.id, m.type)
                 self.state.negated.discard(m.id)
         self.state.profile.merge(extract_profile(text, mentions))
-        hypothetical, information = g.is_hypothetical(text), g.is_information_question(text)
+        hypothetical = g.is_hypothetical(text) or g.is_past_reference_question(text)
+        information = g.is_information_question(text)
         entities = [{"id": m.id, "name": m.name, "type": m.type} for m in _unique(mentions) if not m.negated]
 
         # 0. Requests to harm others or to obtain drugs illegally are refused before anything
@@ -154,8 +155,11 @@ class Session:
 
         # 3. Clarify a vague symptom report (at most twice in a row), else answer.
         answering_us = self.last_reply is not None and self.last_reply.kind == "clarify"
-        report = bool(self.state.symptoms()) and not information and not hypothetical and (
-            any(m.type == "symptom" for m in mentions) or answering_us or not any(m.type in ("disease", "drug") for m in mentions))
+        personal = not information and not hypothetical
+        report = personal and (
+            (bool(self.state.symptoms()) and (any(m.type == "symptom" for m in mentions) or answering_us
+                                               or not any(m.type in ("disease", "drug") for m in mentions)))
+            or (g.sounds_like_report(text) and not any(m.type == "drug" for m in mentions)))
         question = self._clarifying_question(report)
         if question:
             self.state.clarify_streak += 1
@@ -243,8 +247,12 @@ class Session:
         dropped = set((last.metadata.get("dropped_context") or []) if last is not None else [])
         usable = [p for p in context if p.number not in dropped]
         verified, stats = verify_answer(raw, usable, strict=a.generator.name != "extractive")
-        departments = self._departments(mentions, candidates[:2])
         report = intent == "symptom_report"
+        departments = self._departments(mentions, candidates[:2])
+        if not departments and report:  # nothing linked: fall back to the departments of what was found
+            q = a.retriever.queries
+            depts = [d for h in hits[:3] for d in (h.metadata.get("departments") or [])[:1]]
+            departments = list(dict.fromkeys(q.name(d) for d in depts))[:2]
         body, citations = _renumber(verified, usable)
         if not body:
             answer = texts.NOTHING_FOUND.format(departments=", ".join(departments) or texts.DEFAULT_DEPARTMENT)

@@ -51,8 +51,8 @@ def coarse_tag(tag: str, form: str = "") -> str | None:
         return "V"
     if tag in _NOUNISH or tag.startswith("N"):
         return "N"
-    if tag == "MM":
-        return None
+    if tag == "MM":  # determiners ("한쪽" = 한/MM + 쪽) qualify like adverbs: kept in keys, skippable in text
+        return "A"
     return "N"
 
 
@@ -170,9 +170,9 @@ class TermDictionary:
             glued = form.replace(" ", "")
             if len(glued) < 2 or not all("가" <= ch <= "힣" for ch in glued):
                 continue
+            # Even words Kiwi reads as one token alone are registered: in context it may still split
+            # them ("와파린 먹는" → 와/IC + 파리 + ㄴ). Registering a word Kiwi already knows is harmless.
             tokens = self.tokenize(glued)
-            if len(tokens) < 2:
-                continue
             all_nouns = all(t.tag.split("-")[0] in _NOUNISH for t in tokens)
             nominal = " " not in form and glued[-1] not in _VERBAL_FINALS
             if all_nouns or nominal:

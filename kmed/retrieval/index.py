@@ -44,7 +44,7 @@ from kmed.retrieval.dense import (
 )
 from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
 
-FORMAT_VERSION = 2  # bump when the artifacts or the term-dictionary keys change meaning
+FORMAT_VERSION = 3  # bump when the artifacts or the term-dictionary keys change meaning
 
 
 def _sha(text: str) -> str:
