@@ -142,7 +142,7 @@ def is_hypothetical(text: str) -> bool:
 _COMPARISON = re.compile(r"(중에서?|랑|하고|와|과)\s*.{0,15}(뭐가|어느\s*게|어떤\s*게|어떤\s*것이)\s*.{0,10}(\?|요|까)")
 _PAST_REFERENCE = re.compile(r"(예전에|옛날에|작년에|몇\s*년\s*전|전에는|었었|았었|했었)")
 _QUESTION_END = re.compile(r"(\?|나요|까요|가요|돼요\?|인가요|을까|ㄹ까)\s*$")
-_REPORT_CUE = re.compile(r"(아파요|아프고|아파서|아프다|쑤셔|쑤시|부었|부어|가려|따가|쓰라|쓰려|돌아요|나와요|심해요|심하고|못\s*갈|힘들어요|접질|삐었|까져|다쳤)")
+_REPORT_CUE = re.compile(r"(시려요|시리고|계속\s*나요|계속\s*생겨|아파요|아프고|아파서|아프다|쑤셔|쑤시|부었|부어|가려|따가|쓰라|쓰려|돌아요|나와요|심해요|심하고|못\s*갈|힘들어요|접질|삐었|까져|다쳤)")
 
 
 def is_past_reference_question(text: str) -> bool:

@@ -274,7 +274,8 @@ class Session:
             lines.append("■ 진료과")
             lines.append("- " + texts.DEPARTMENT_LINE.format(departments=", ".join(departments)))
         lines.append(texts.DISCLAIMER)
-        level = "routine" if report else ("self_care" if intent == "self_care" else "info")
+        asks_about_drug = any(m.type == "drug" for m in mentions)
+        level = "routine" if report else ("self_care" if intent == "self_care" and not asks_about_drug else "info")
         reasons = [texts.REPORT_REASON] if report else [texts.INFO_REASON]
         timings = {"retrieve_ms": round((t1 - t0) * 1000, 2), "generate_ms": round((t2 - t1) * 1000, 2)}
         return Reply(answer="\n".join(lines), citations=citations, triage=Triage(level, reasons), entities=entities,
