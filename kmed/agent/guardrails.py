@@ -44,6 +44,7 @@ _HARMFUL = [
                                r"(먹여|독|해치|죽이|기절시키|아프게|재우|잠들게|중독시키)"
                                r"|몰래\s*(먹여|타서|넣어)|(강간|데이트\s*강간|성범죄)\s*약|물뽕|GHB|약을?\s*타서.{0,10}(재우|기절|정신)"
                                r"|(poison|drug|sedate|hurt|harm)\s+(someone|somebody|my\s+\w+|a\s+person|people|others)"
+                               r"|make\s+(someone|somebody|people|a\s+person|him|her|them)\s+(sick|ill|pass\s+out)"
                                r"|date\s*rape", re.IGNORECASE)),
 ]
 # Refused before red flags: their wording describes someone else, not the person's own state.

@@ -81,7 +81,8 @@ class ExtractiveGenerator(Generator):
             if section in NOT_QUOTABLE or passage.metadata.get("entity_type") in NOT_QUOTABLE_TYPES:
                 continue
             about = (passage.metadata.get("entity_ids") or [None])[0]
-            on_focus = not request.focus_entities or about in request.focus_entities
+            # With no focus entities (nothing linked), every sentence must earn its place by relevance.
+            on_focus = bool(request.focus_entities) and about in request.focus_entities
             section_bonus = (len(preferred) - preferred.index(section)) / len(preferred) if section in preferred else 0.0
             for position, sentence in enumerate(split_sentences(passage.text)):
                 grams = _grams(sentence)
