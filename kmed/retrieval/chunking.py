@@ -15,7 +15,7 @@ from kmed.data.kb_schema import CONDITION_SECTIONS, DRUG_SECTIONS
 from kmed.retrieval.passages import Passage
 from kmed.text_ko import josa
 
-# Chosen by measurement (docs/benchmarks.md, "passage size"): short passages keep citations precise.
+# 150/220/400 measured equal within noise (docs/benchmarks.md, "Passage size"); 220 keeps citations short.
 DEFAULT_MAX_CHARS = 220
 
 _LEVEL_KO = {"contraindicated": "금기", "caution": "주의"}
