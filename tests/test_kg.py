@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from kmed.data.kb import load_kb_or_fail
-from kmed.kg.graph import EDGE_TYPES, GraphQueries, build_graph, graph_from_json, graph_to_json, merge_extra_edges
+from kmed.kg.graph import (
+    EDGE_TYPES,
+    GraphQueries,
+    build_graph,
+    graph_from_json,
+    graph_to_json,
+    merge_extra_edges,
+)
 
 MINI = Path(__file__).parent / "fixtures" / "kb_mini"
 
