@@ -81,8 +81,9 @@ class ExtractiveGenerator(Generator):
             if section in NOT_QUOTABLE or passage.metadata.get("entity_type") in NOT_QUOTABLE_TYPES:
                 continue
             about = (passage.metadata.get("entity_ids") or [None])[0]
-            # With no focus entities (nothing linked), every sentence must earn its place by relevance.
-            on_focus = bool(request.focus_entities) and about in request.focus_entities
+            # Context a caller supplies without entity metadata is the grounding by definition; retrieved
+            # passages (which carry entity ids) must be about a focus entity or earn their place by relevance.
+            on_focus = about is None or (bool(request.focus_entities) and about in request.focus_entities)
             section_bonus = (len(preferred) - preferred.index(section)) / len(preferred) if section in preferred else 0.0
             for position, sentence in enumerate(split_sentences(passage.text)):
                 grams = _grams(sentence)
