@@ -299,3 +299,21 @@ def test_torchrun_two_processes_ddp(tiny, tmp_path, small_config, qa_jsonl):
     assert done.returncode == 0, done.stderr[-3000:]
     made = json.loads((out / "kmed_adapter.json").read_text())
     assert made["training"]["world_size"] == 2 and made["training"]["steps"] == 2
+
+
+def test_dialogue_records_from_the_ai_hub_mix_train_on_the_last_assistant_turn(tiny, tmp_path):
+    """The data pipeline's base-validation split writes task 'dialogue'; the trainer accepts it."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny["llama"])
+    record = {"id": "d1", "task": "dialogue", "messages": [
+        {"role": "user", "content": "머리가 아파요"}, {"role": "assistant", "content": "언제부터 아팠나요?"},
+        {"role": "user", "content": "어제부터요"}, {"role": "assistant", "content": "쉬면서 지켜보세요."}]}
+    assert D.validate_record(record) == []
+    assert D.validate_record({**record, "messages": record["messages"][:-1]})  # must end with the assistant
+    example = D.tokenize_record(record, tok, max_seq_len=512)
+    target = [t for t, label in zip(example.input_ids, example.labels, strict=True) if label != D.IGNORE_INDEX]
+    assert tok.decode(target[:-1]) == "쉬면서 지켜보세요." and target[-1] == tok.eos_token_id
+    path = tmp_path / "mix.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert D.read_records(path)[0]["task"] == "dialogue"

@@ -162,7 +162,22 @@ def _advice(kb, entry, kind: str) -> str:
 # ---- reading and checking records --------------------------------------------------------------
 
 
+def validate_dialogue(record: dict) -> list[str]:
+    """``{"id", "task": "dialogue", "messages": [{"role", "content"}, …]}`` ending with an assistant turn."""
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return ["a dialogue needs a non-empty 'messages' list"]
+    if any(not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not str(m.get("content", "")).strip()
+           for m in messages):
+        return ["each message needs a role (system|user|assistant) and non-empty content"]
+    if messages[-1]["role"] != "assistant":
+        return ["a dialogue must end with an assistant message (the training target)"]
+    return []
+
+
 def validate_record(record: dict) -> list[str]:
+    if record.get("task") == "dialogue":
+        return ["missing 'id'"] if "id" not in record else validate_dialogue(record)
     problems = [f"missing '{k}'" for k in REQUIRED_KEYS if k not in record]
     if problems:
         return problems
@@ -255,8 +270,27 @@ def to_request(record: dict) -> GenerationRequest:
     return GenerationRequest(question=record["question"], context=context)
 
 
+def tokenize_dialogue(record: dict, tokenizer, max_seq_len: int) -> Example | None:
+    """Earlier turns as the prompt (labels ignored), the last assistant turn as the target."""
+    *history, last = record["messages"]
+    answer_ids = tokenizer(last["content"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    if getattr(tokenizer, "chat_template", None):
+        prompt = tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    else:
+        names = {"system": "지시", "user": "사용자", "assistant": "상담원"}
+        prompt = "".join(f"{names[m['role']]}: {m['content']}\n" for m in history) + "상담원: "
+        prompt_ids = tokenizer(prompt)["input_ids"]
+    prompt_ids = prompt_ids[-max(0, max_seq_len - len(answer_ids)):]  # keep the most recent turns
+    if not prompt_ids or len(prompt_ids) + len(answer_ids) > max_seq_len:
+        return None
+    return Example(prompt_ids + answer_ids, [IGNORE_INDEX] * len(prompt_ids) + answer_ids, record["id"])
+
+
 def tokenize_record(record: dict, tokenizer, max_seq_len: int) -> Example | None:
     """Prompt (labels ignored) + answer + EOS (labels kept). None when the cited passages cannot fit."""
+    if record.get("task") == "dialogue":
+        return tokenize_dialogue(record, tokenizer, max_seq_len)
     answer_ids = tokenizer(record["answer"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     budget = max_seq_len - len(answer_ids)
     if budget <= 0:
