@@ -47,6 +47,7 @@ def bench_llm(
                                  "--variants", help="쉼표로 구분: fp32,bf16,int8,int4,pruned+int8,pruned+int4,student+int4"),
     workdir: Path | None = typer.Option(None, "--workdir", help="변형 체크포인트를 둘 곳 (기본: runs/bench_llm/…)"),
     rebuild: bool = typer.Option(False, "--rebuild", help="캐시된 변형 체크포인트를 다시 만들기"),
+    repeats: int = typer.Option(1, "--repeats", help="변형마다 새 프로세스로 몇 번 잴지 (가장 빠른 회차를 보고; 바쁜 컴퓨터용)"),
     as_json: bool = typer.Option(False, "--json", help="결과를 JSON으로 출력"),
     save: Path | None = typer.Option(None, "--save", help="JSON 결과를 이 파일에도 저장"),
 ) -> None:
@@ -54,7 +55,7 @@ def bench_llm(
     from kmed.llm.bench import markdown, run_bench
 
     names = tuple(v.strip() for v in variants.split(",") if v.strip())
-    result = run_bench(shape, layers, new_tokens, prompt_tokens, names, workdir, rebuild,
+    result = run_bench(shape, layers, new_tokens, prompt_tokens, names, workdir, rebuild, repeats=repeats,
                        log=lambda msg: console.print(msg, soft_wrap=True, markup=False))
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if save:

@@ -112,7 +112,8 @@ def _read_bytes(path: Path, embed_names=("embed_in", "embed_tokens")) -> tuple[i
 
 def run_bench(shape_name: str = "polyglot-ko-1.3b", layers: int | None = None, new_tokens: int = 32,
               prompt_tokens: int = 512, variants: tuple[str, ...] = DEFAULT_VARIANTS, workdir: str | Path | None = None,
-              rebuild: bool = False, keep: bool = True, pruned_prompt_tokens: int = 256, log=print) -> dict:
+              rebuild: bool = False, keep: bool = True, pruned_prompt_tokens: int = 256, repeats: int = 1,
+              log=print) -> dict:
     from kmed.llm.compression.evaluate import measure_in_subprocess
     from kmed.llm.models import get_shape, measure_memory_bandwidth
 
@@ -142,8 +143,11 @@ def run_bench(shape_name: str = "polyglot-ko-1.3b", layers: int | None = None, n
         path = build_variant(workdir / name.replace("+", "_"), shape, variant, layers, rebuild)
         build_s = time.time() - t0
         log(f"[{name}] built in {build_s:.0f}s; measuring in a fresh process…")
-        m = measure_in_subprocess(path, prompt_tokens, new_tokens, prompt_ids=ids, timeout_s=1800,
-                                  extra_args=["--ttft-at", str(pruned_prompt_tokens)])
+        # On a shared machine another job can stall one run; the best of ``repeats`` fresh processes
+        # is what the hardware does, and every run's numbers are kept.
+        runs = [measure_in_subprocess(path, prompt_tokens, new_tokens, prompt_ids=ids, timeout_s=1800,
+                                      extra_args=["--ttft-at", str(pruned_prompt_tokens)]) for _ in range(max(1, repeats))]
+        m = max(runs, key=lambda r: r["decode_tok_s"] or 0)
         on_disk, read = _read_bytes(path)
         _, n_layers = _shape_config(shape, variant, layers)
         kv_bits = 16 if variant.scheme == "int4" or variant.dtype == "bfloat16" else 32
@@ -156,6 +160,7 @@ def run_bench(shape_name: str = "polyglot-ko-1.3b", layers: int | None = None, n
             "ttft_s": m["ttft_s"], "prefill_tok_s": m["prefill_tok_s"], "decode_tok_s": m["decode_tok_s"],
             f"ttft_s_at_{pruned_prompt_tokens}_tokens": m.get("ttft_at", {}).get(str(pruned_prompt_tokens)),
             "ceiling_decode_tok_s": ceiling, "ceiling_fraction": (m["decode_tok_s"] or 0) / ceiling, "build_s": build_s,
+            "runs": [{k: r.get(k) for k in ("ttft_s", "decode_tok_s", "peak_rss_bytes")} for r in runs],
         }
         log(f"[{name}] {on_disk / 2**30:.2f} GiB, peak {m['peak_rss_bytes'] / 2**30:.2f} GiB, TTFT {m['ttft_s']:.2f}s, "
             f"decode {m['decode_tok_s']:.2f} tok/s (ceiling {ceiling:.1f})")
@@ -171,6 +176,7 @@ def run_bench(shape_name: str = "polyglot-ko-1.3b", layers: int | None = None, n
     result = {
         "shape": shape.name, "layers": layers, "params": shape.param_count() if layers == shape.num_layers else None,
         "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "pruned_prompt_tokens": pruned_prompt_tokens,
+        "repeats": repeats,
         "prompt": prompt_info, "threads": torch.get_num_threads(), "nproc": os.cpu_count(),
         "load_average_before": list(load_before), "load_average_after": list(os.getloadavg()),
         "memory_bandwidth_bytes_s": bandwidth, "fp16_bytes": fp16_bytes,
