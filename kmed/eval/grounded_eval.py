@@ -21,12 +21,11 @@ guard), refusal precision and recall, and per-turn latency.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from pathlib import Path
 
-from kmed.errors import KmedError
+from kmed.eval.dataset import read_cases
 from kmed.paths import PROJECT_ROOT
 
 DEFAULT_DATA = PROJECT_ROOT / "data" / "eval" / "grounded_dev.jsonl"
@@ -34,23 +33,15 @@ LEVEL_RANK = {"info": 0, "self_care": 1, "routine": 1, "urgent": 2, "emergency":
 LEVELS = set(LEVEL_RANK)
 
 
+def _parse_case(case: dict) -> dict:
+    assert case["turns"] and isinstance(case["expect"], dict), "needs turns and expect"
+    level = case["expect"].get("triage")
+    assert level is None or level in LEVELS, f"unknown triage level {level}"
+    return case
+
+
 def load_cases(path: str | Path | None = None) -> list[dict]:
-    path = Path(path or DEFAULT_DATA)
-    if not path.exists():
-        raise KmedError(f"평가 데이터 '{path}'가 없어요.", "--data 로 JSONL 경로를 주세요.")
-    cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            case = json.loads(line)
-            assert case["turns"] and isinstance(case["expect"], dict)
-            level = case["expect"].get("triage")
-            assert level is None or level in LEVELS, f"unknown triage level {level}"
-        except (ValueError, KeyError, TypeError, AssertionError) as exc:
-            raise KmedError(f"{path}:{n}번째 줄이 형식에 맞지 않아요 ({exc}).", "형식은 kmed/eval/grounded_eval.py 설명을 보세요.") from exc
-        cases.append(case)
-    return cases
+    return read_cases(path or DEFAULT_DATA, _parse_case, "kmed/eval/grounded_eval.py 설명")
 
 
 def judge(reply, expect: dict) -> dict[str, bool]:

@@ -14,14 +14,13 @@ entities before scoring, so five passages of one condition do not count five tim
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kmed.errors import KmedError
+from kmed.eval.dataset import read_cases
 from kmed.paths import PROJECT_ROOT
 
 DEFAULT_DATA = PROJECT_ROOT / "data" / "eval" / "retrieval_dev.jsonl"
@@ -38,19 +37,11 @@ class RetrievalCase:
 
 
 def load_cases(path: str | Path | None = None) -> list[RetrievalCase]:
-    path = Path(path or DEFAULT_DATA)
-    if not path.exists():
-        raise KmedError(f"평가 데이터 '{path}'가 없어요.", "--data 로 JSONL 경로를 주세요.")
-    cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            cases.append(RetrievalCase(str(row["id"]), row["query"], list(row["gold"]), row.get("kind", "")))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise KmedError(f"{path}:{n}번째 줄을 읽을 수 없어요 ({exc}).", "각 줄은 {\"id\", \"query\", \"gold\": [...]} JSON이어야 해요.") from exc
-    return cases
+    return read_cases(
+        path or DEFAULT_DATA,
+        lambda row: RetrievalCase(str(row["id"]), row["query"], list(row["gold"]), row.get("kind", "")),
+        '{"id", "query", "gold": [...]}',
+    )
 
 
 def entity_ranking(hits) -> list[str]:
