@@ -12,6 +12,7 @@ and peak memory. A stage that regresses past its gate stops the run: the folder 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -127,7 +128,9 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
     meta = {
         "format": "kmed-compressed", "status": "running", "base": str(base), "recipe_name": recipe.name,
         "recipe": recipe.to_dict(), "train_sentences": len(train_text), "heldout_sentences": len(heldout_text),
-        "heldout_tokens": int(eval_blocks.numel()), "speed_prompt_tokens": ev.speed_prompt_tokens,
+        "heldout_tokens": int(eval_blocks.numel()),
+        "heldout_sha1": hashlib.sha1("\n".join(heldout_text).encode("utf-8")).hexdigest(),  # the KB changes: say which text
+        "speed_prompt_tokens": ev.speed_prompt_tokens,
         "speed_new_tokens": ev.speed_new_tokens, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
