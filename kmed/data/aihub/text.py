@@ -61,26 +61,21 @@ def sentences(text: str) -> list[str]:
 
 
 def chunk(text: str, max_chars: int) -> list[str]:
-    """Sentence-aligned pieces of at most ``max_chars`` (a longer sentence is cut at a space)."""
-    pieces: list[str] = []
-    current = ""
+    """Sentence-aligned pieces of at most ``max_chars`` (a longer sentence is cut at a space).
+
+    Packing is the KB chunker's (``pack_sentences``), so KB and AI Hub passages are cut alike.
+    """
+    from kmed.retrieval.chunking import pack_sentences
+
+    parts: list[str] = []
     for sentence in sentences(text):
         while len(sentence) > max_chars:
             cut = sentence.rfind(" ", 0, max_chars)
             cut = cut if cut > max_chars // 2 else max_chars
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(sentence[:cut].strip())
+            parts.append(sentence[:cut].strip())
             sentence = sentence[cut:].strip()
-        if current and len(current) + 1 + len(sentence) > max_chars:
-            pieces.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
-    if current:
-        pieces.append(current)
-    return [p for p in pieces if p]
+        parts.append(sentence)
+    return [p for p in pack_sentences([p for p in parts if p], max_chars) if p]
 
 
 def norm_key(text: str) -> str:
