@@ -46,6 +46,7 @@ def _register_optional_commands() -> None:
         "kmed.cli.data_cmd",  # data prepare
         "kmed.cli.train_cmd",  # train lora
         "kmed.cli.compress_cmd",  # compress, bench llm
+        "kmed.cli.serve_cmd",  # serve, bench serve
     ):
         try:
             module = importlib.import_module(module_name)
