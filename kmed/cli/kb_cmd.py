@@ -1,4 +1,5 @@
-"""``kmed kb validate`` and ``kmed kb stats``: check and count the curated knowledge base."""
+"""``kmed kb validate``, ``kmed kb stats`` and ``kmed kb sample-claims``: check, count and sample the
+curated knowledge base."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ def validate(kb_dir: Path = typer.Option(None, "--kb", help="KB folder (default:
     stats = kb.stats()
     console.print(
         f"[green]✓[/green] KB OK: 질환 {stats['conditions']}, 증상 {stats['symptoms']}, 약 {stats['drugs']}, "
-        f"진료과 {stats['departments']}, 검사 {stats['tests']}, 응급 규칙 {stats['red_flag_rules']}, "
-        f"표면형 {stats['surface_forms']}"
+        f"진료과 {stats['departments']}, 검사 {stats['tests']}, 주제 {stats['topics']}, "
+        f"응급 규칙 {stats['red_flag_rules']}, 표면형 {stats['surface_forms']}"
     )
 
 
@@ -52,3 +53,27 @@ def stats(
     else:
         for key, value in counts.items():
             console.print(f"{key:>15}: {value}")
+
+
+@app.command("sample-claims")
+def sample_claims_cmd(
+    n: int = typer.Option(120, "--n", min=1, help="How many claims to draw."),
+    seed: int = typer.Option(11, "--seed", help="Random seed: the same KB and seed give the same sample."),
+    out: Path = typer.Option(..., "--out", help="Output file: .jsonl (default) or .md checklist."),
+    kb_dir: Path = typer.Option(None, "--kb", help="KB folder (default: data/kb)"),
+) -> None:
+    """Draw a seeded, stratified sample of checkable claims (doses, contraindications, interactions,
+    thresholds, schedules, red-flag reasons, hotlines) for a second medical read."""
+    from kmed.data.claims import extract_claims, sample_claims, write_claims
+
+    kb, errors = load_kb(kb_dir)
+    if errors:
+        console.print(f"[red]KB에 {len(errors)}개의 오류가 있어요.[/red] 'kmed kb validate'로 확인하세요.")
+        raise typer.Exit(1)
+    claims = sample_claims(kb, n=n, seed=seed)
+    path = write_claims(claims, out)
+    counts: dict[str, int] = {}
+    for c in claims:
+        counts[c.entry_type] = counts.get(c.entry_type, 0) + 1
+    console.print(f"claims {len(claims)} of {len(extract_claims(kb))} → {path} "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")

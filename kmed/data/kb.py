@@ -1,7 +1,7 @@
 """Load and validate the curated knowledge base (``data/kb/``).
 
     kmed kb validate          # every error with its file, entry and field
-    kmed kb stats --json      # counts
+    kmed kb stats --json      # counts, source coverage
 
 ``load_kb`` never raises on bad content: it returns a ``KnowledgeBase`` plus a list of
 ``KBError`` so a caller can print all problems at once. ``load_kb_or_fail`` raises one
@@ -29,6 +29,7 @@ from kmed.data.kb_schema import (
     RedFlagRule,
     Source,
     Symptom,
+    Topic,
 )
 from kmed.errors import KmedError
 from kmed.paths import default_kb_dir
@@ -63,6 +64,7 @@ class KnowledgeBase:
     sources: dict[str, Source] = field(default_factory=dict)
     departments: dict[str, Department] = field(default_factory=dict)
     tests: dict[str, DiagnosticTest] = field(default_factory=dict)
+    topics: dict[str, Topic] = field(default_factory=dict)
     symptoms: dict[str, Symptom] = field(default_factory=dict)
     conditions: dict[str, Condition] = field(default_factory=dict)
     drugs: dict[str, Drug] = field(default_factory=dict)
@@ -71,15 +73,17 @@ class KnowledgeBase:
     origin: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 of its bytes
 
-    def entities(self) -> Iterable[Condition | Symptom | Drug | Department | DiagnosticTest]:
+    def entities(self) -> Iterable[Condition | Symptom | Drug | Department | DiagnosticTest | Topic]:
         yield from self.conditions.values()
         yield from self.symptoms.values()
         yield from self.drugs.values()
         yield from self.departments.values()
         yield from self.tests.values()
+        yield from self.topics.values()
 
     def get(self, entity_id: str):
-        for table in (self.conditions, self.symptoms, self.drugs, self.departments, self.tests, self.red_flags):
+        for table in (self.conditions, self.symptoms, self.drugs, self.departments, self.tests, self.topics,
+                      self.red_flags):
             if entity_id in table:
                 return table[entity_id]
         return None
@@ -96,15 +100,25 @@ class KnowledgeBase:
             digest.update(rel.encode() + b"\0" + self.files[rel].encode() + b"\n")
         return digest.hexdigest()
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
+        entries = [*self.entities(), *self.red_flags.values()]
+        specific = sum(1 for e in entries if e.specific_sources())
         return {
             "conditions": len(self.conditions),
             "symptoms": len(self.symptoms),
             "drugs": len(self.drugs),
             "departments": len(self.departments),
             "tests": len(self.tests),
+            "topics": len(self.topics),
             "surface_forms": sum(len(e.surface_forms()) for e in self.entities()),
             "red_flag_rules": len(self.red_flags),
+            "entries": len(entries),
+            # Entries citing at least one source at a named product label, page or section ({id, detail}).
+            "entries_with_specific_source": specific,
+            "specific_source_share": round(specific / len(entries), 4) if entries else 0.0,
+            "sources": len(self.sources),
+            "sources_with_url": sum(1 for s in self.sources.values() if s.url),
+            "drug_interaction_pairs": len(drug_interaction_pairs(self)),
         }
 
 
@@ -202,11 +216,48 @@ def _check_references(kb: KnowledgeBase) -> list[KBError]:
         check(d, "uses", d.uses, (kb.conditions, kb.symptoms))
         check(d, "contraindications", [c.population for c in d.contraindications], (kb.conditions,), POPULATIONS)
         check(d, "interactions", [i.with_ for i in d.interactions], (kb.drugs,), SUBSTANCES)
+    for t in kb.topics.values():
+        check(t, "related", t.related, (kb.conditions, kb.symptoms, kb.drugs, kb.tests, kb.topics))
+        check(t, "departments", t.departments, (kb.departments,))
+    errors.extend(_check_interaction_symmetry(kb))
     for r in kb.red_flags.values():
         ids = [i for p in r.patterns for i in (*p.all_of, *p.any_of)]
         check(r, "patterns", ids, (kb.symptoms, kb.conditions))
         check(r, "conditions", r.conditions, (kb.conditions,))
         check(r, "departments", r.departments, (kb.departments,))
+    return errors
+
+
+def drug_interaction_pairs(kb: KnowledgeBase) -> set[frozenset[str]]:
+    """Unordered drug–drug pairs stated anywhere in the KB."""
+    return {frozenset((d.id, ix.with_)) for d in kb.drugs.values() for ix in d.interactions
+            if ix.with_ in kb.drugs and ix.with_ != d.id}
+
+
+def _check_interaction_symmetry(kb: KnowledgeBase) -> list[KBError]:
+    """A drug–drug interaction is listed on both drugs, with the same severity.
+
+    Each side has its own note (written from that drug's side), so a reader of either entry meets it.
+    """
+    errors: list[KBError] = []
+    for d in kb.drugs.values():
+        seen: set[str] = set()
+        for ix in d.interactions:
+            if ix.with_ in seen:
+                errors.append(KBError(kb.origin[d.id], d.id, "interactions", f"'{ix.with_}' is listed twice"))
+            seen.add(ix.with_)
+            other = kb.drugs.get(ix.with_)
+            if other is None:
+                continue
+            back = next((b for b in other.interactions if b.with_ == d.id), None)
+            if back is None:
+                errors.append(KBError(kb.origin[d.id], d.id, "interactions",
+                                      f"interaction with '{other.id}' is missing on {other.id} "
+                                      f"({kb.origin[other.id]}); list it on both drugs with severity '{ix.severity}'"))
+            elif back.severity != ix.severity and d.id < other.id:
+                errors.append(KBError(kb.origin[d.id], d.id, "interactions",
+                                      f"severity with '{other.id}' is '{ix.severity}' here but '{back.severity}' "
+                                      f"on {other.id}; use one severity on both drugs"))
     return errors
 
 

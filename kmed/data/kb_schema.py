@@ -1,13 +1,14 @@
 """Typed schema of the curated knowledge base in ``data/kb/``.
 
 Every KB file is YAML with one top-level key naming the entry type (``conditions``,
-``symptoms``, ``drugs``, ``departments``, ``tests``, ``red_flags``, ``sources``) and a list of
-entries. ``kmed kb validate`` loads every file through these models and reports each error
+``symptoms``, ``drugs``, ``departments``, ``tests``, ``topics``, ``red_flags``, ``sources``) and a list
+of entries. ``kmed kb validate`` loads every file through these models and reports each error
 with its file, entry id and field.
 
 Id prefixes are fixed so a reference says what it points to:
 ``cond.`` conditions, ``sym.`` symptoms, ``drug.`` drugs, ``dept.`` departments,
-``test.`` diagnostic tests, ``rf.`` red-flag rules.
+``test.`` diagnostic tests, ``topic.`` topics (reference values, screening and vaccination
+schedules, treatment durations, hotlines, corrected health myths), ``rf.`` red-flag rules.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ ID_PREFIX = {
     "drug": "drug.",
     "department": "dept.",
     "test": "test.",
+    "topic": "topic.",
     "red_flag": "rf.",
 }
-ID_PATTERN = re.compile(r"^(cond|sym|drug|dept|test|rf)\.[a-z0-9_]+$")
+ID_PATTERN = re.compile(r"^(cond|sym|drug|dept|test|topic|rf)\.[a-z0-9_]+$")
 
 # Condition sections, in the order a patient reads them, with their Korean titles.
 CONDITION_SECTIONS: dict[str, str] = {
@@ -78,17 +80,37 @@ class Strict(BaseModel):
 
 
 class SourceRef(Strict):
+    """A source cited at a specific place: a product label, a guideline section, a portal page.
+
+    ``{id: mfds_nedrug, detail: "타이레놀8시간이알서방정 허가사항(용법·용량)"}``
+    """
+
     id: str
-    detail: str | None = Field(None, description="Which page, section or table of the source.")
+    detail: str | None = Field(None, description="Which product label, page, section or table of the source.")
+
+    @field_validator("detail")
+    @classmethod
+    def _detail_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip()) < 2:
+            raise ValueError("detail must name the page, section or product label")
+        return value
 
 
 class Source(Strict):
     id: str = Field(pattern=r"^[a-z0-9_]+$")
     title: str
     publisher: str
-    url: str | None = None
-    year: int | None = None
+    url: str | None = Field(None, description="Public URL; https only.")
+    year: int | None = Field(None, description="Year of the edition the KB follows.")
+    edition: str | None = Field(None, description="Edition, revision or season, e.g. '제5판', '2025-2026절기'.")
     kind: Literal["portal", "guideline", "label", "textbook", "statistics", "dataset", "other"] = "other"
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("url must be a public https:// address")
+        return value
 
 
 class Entry(Strict):
@@ -120,6 +142,10 @@ class Entry(Strict):
 
     def source_ids(self) -> list[str]:
         return [s if isinstance(s, str) else s.id for s in self.sources]
+
+    def specific_sources(self) -> list[SourceRef]:
+        """Sources cited at a named product label, page or section (``{id, detail}``)."""
+        return [s for s in self.sources if isinstance(s, SourceRef) and s.detail]
 
 
 class Codes(Strict):
@@ -215,6 +241,14 @@ class Drug(Entry):
     def _otc_needs_dose(self) -> Drug:
         if self.otc and (self.dose is None or not self.dose.max_daily):
             raise ValueError("an OTC drug needs dose.adult and dose.max_daily from its label")
+        if self.otc:
+            # max_daily is rendered into the dosage passage, so it must read as a whole sentence.
+            text = self.dose.max_daily.strip()
+            if not (_SENTENCE_END.search(text) and _MAX_PERIOD.search(text) and re.search(r"\d", text)):
+                raise ValueError(
+                    "an OTC drug's dose.max_daily must be one whole 해요체 sentence giving the label's daily "
+                    "maximum with a number (e.g. '하루 8정(4,000 mg)을 넘기지 않아요.')"
+                )
         return self
 
 
@@ -281,12 +315,62 @@ class RedFlagRule(Strict):
     def source_ids(self) -> list[str]:
         return [s if isinstance(s, str) else s.id for s in self.sources]
 
+    def specific_sources(self) -> list[SourceRef]:
+        return [s for s in self.sources if isinstance(s, SourceRef) and s.detail]
+
+
+# Topic kinds and the Korean title of their passages.
+TOPIC_KINDS: dict[str, str] = {
+    "myth": "건강 상식 바로잡기",
+    "reference_values": "정상 범위와 진단 기준",
+    "screening": "검진 안내",
+    "vaccination": "예방접종 일정",
+    "treatment_duration": "치료 기간",
+    "hotline": "상담 전화",
+}
+# A sentence a patient may read word for word: polite 해요체 (or a plain 다-ending), ends with a period.
+_SENTENCE_END = re.compile(r"(요|다)\.$")
+# An OTC label maximum: a whole sentence that names a daily (or weekly) limit with a number.
+_MAX_PERIOD = re.compile(r"하루|\d+ ?일|24시간|주 ?\d|한 번에")
+
+
+class Topic(Entry):
+    """A topic that is not one disease, symptom, drug or test: the numbers and schedules people ask
+    for, hotlines, and corrections of common health myths.
+
+    Each of ``sentences`` is one self-contained claim, quoted verbatim in answers. For ``kind: myth``,
+    ``myth`` states the belief being corrected (for titles and linking; never quoted on its own) and
+    the first sentence says plainly whether it is true.
+    """
+
+    kind: Literal["myth", "reference_values", "screening", "vaccination", "treatment_duration", "hotline"]
+    myth: str | None = Field(None, description="The belief corrected, in lay words (kind: myth only).")
+    sentences: list[str] = Field(min_length=1)
+    related: list[str] = Field(default_factory=list, description="Condition, symptom, drug or test ids.")
+    departments: list[str] = Field(default_factory=list)
+
+    @field_validator("sentences")
+    @classmethod
+    def _whole_sentences(cls, value: list[str]) -> list[str]:
+        for sentence in value:
+            text = sentence.strip()
+            if not _SENTENCE_END.search(text):
+                raise ValueError(f"each sentence must be one whole 해요체 sentence ending with '요.': {text!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _myth_field(self) -> Topic:
+        if (self.kind == "myth") != bool(self.myth):
+            raise ValueError("'myth' is required for kind: myth and only there")
+        return self
+
 
 # File top-level key -> entry model.
 SECTION_MODELS: dict[str, type[BaseModel]] = {
     "sources": Source,
     "departments": Department,
     "tests": DiagnosticTest,
+    "topics": Topic,
     "symptoms": Symptom,
     "conditions": Condition,
     "drugs": Drug,

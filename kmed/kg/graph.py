@@ -2,7 +2,7 @@
 
     kmed build kg        # writes indexes/kg/graph.json + manifest.json
 
-Nodes carry ``type`` (condition, symptom, drug, department, test, red_flag, population,
+Nodes carry ``type`` (condition, symptom, drug, department, test, topic, red_flag, population,
 substance, factor) and ``name``. Every edge carries ``type`` (one of ``EDGE_TYPES``) and
 ``provenance``: the KB file, the entry that stated it, and that entry's source ids.
 """
@@ -37,6 +37,7 @@ NODE_TYPE_BY_PREFIX = {
     "drug.": "drug",
     "dept.": "department",
     "test.": "test",
+    "topic.": "topic",
     "rf.": "red_flag",
 }
 

@@ -84,12 +84,13 @@ def content_units(tokens) -> list[tuple[str, str, int]]:
 @dataclass(frozen=True)
 class TermEntry:
     entity_id: str
-    entity_type: str  # disease | symptom | drug | test | department
+    entity_type: str  # disease | symptom | drug | test | department | topic
     name: str
     surface: str
 
 
-ENTITY_TYPE = {"cond.": "disease", "sym.": "symptom", "drug.": "drug", "test.": "test", "dept.": "department"}
+ENTITY_TYPE = {"cond.": "disease", "sym.": "symptom", "drug.": "drug", "test.": "test", "dept.": "department",
+               "topic.": "topic"}
 
 # Final syllables of conjugated forms ("아파요", "쓰리다", "저려"): such forms are not registered as nouns.
 _VERBAL_FINALS = set("요다죠네까서고며면해어아워와라져려쳐겨거러나니지게데던는은을든도야")

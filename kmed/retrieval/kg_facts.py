@@ -13,6 +13,15 @@ from kmed.kg.linker import Mention
 from kmed.retrieval.passages import Passage
 from kmed.text_ko import josa
 
+# Interactions are cut to a few per drug; the most severe ones must survive the cut.
+SEVERITY_RANK = {"major": 0, "moderate": 1, "minor": 2}
+MAX_DRUG_FACTS = 6
+
+
+def by_severity(interactions: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """Major first, then moderate, then minor (unknown last); stable within a severity."""
+    return sorted(interactions, key=lambda item: SEVERITY_RANK.get(item[1].get("severity", ""), len(SEVERITY_RANK)))
+
 
 def _provenance(edges: list[dict]) -> tuple[str, list[str]]:
     sources = sorted({s for e in edges for s in e.get("provenance", {}).get("sources", [])})
@@ -94,12 +103,13 @@ class KGFactRetriever:
     def _drug_facts(self, did: str) -> list[Passage]:
         name = self.q.name(did)
         out = []
-        for other, data in self.q.interactions_of(did)[:6]:
+        for other, data in by_severity(self.q.interactions_of(did))[:MAX_DRUG_FACTS]:
             note = data.get("note", "")
             out.append(self._passage(f"{did}:ix:{other}", did, f"{name} · 상호작용",
                                      f"{josa(name, '은')} {josa(self.q.name(other), '과')} 함께 쓸 때 주의가 필요해요. {note}".strip(),
                                      [data], "kg_interactions"))
-        for target, data in self.q.contraindications_of(did)[:6]:
+        contraindications = sorted(self.q.contraindications_of(did), key=lambda item: item[1].get("level") != "contraindicated")
+        for target, data in contraindications[:MAX_DRUG_FACTS]:
             level = "금기예요" if data.get("level") == "contraindicated" else "주의가 필요해요"
             out.append(self._passage(f"{did}:ci:{target}", did, f"{name} · 금기와 주의",
                                      f"{self.q.name(target)}에게 {josa(name, '은')} {level}. {data.get('note', '')}".strip(),
