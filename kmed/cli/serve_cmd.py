@@ -55,13 +55,15 @@ def bench_serve_cmd(
     turns: int = typer.Option(10, "--turns", help="세션당 턴 수"),
     kill: bool = typer.Option(True, "--kill/--no-kill", help="중간에 서버를 SIGKILL로 죽이고 다시 띄워 세션 보존 확인"),
     timeout_s: float = typer.Option(600.0, "--timeout", help="전체 제한 시간(초)"),
+    workers: int = typer.Option(2, "--workers", help="서버의 답변 생성 스레드 수"),
+    think_ms: float = typer.Option(0.0, "--think-ms", help="턴 사이 평균 대기(ms); 0이면 쉬지 않고 보냄"),
     as_json: bool = typer.Option(False, "--json"),
     out: Path = typer.Option(None, "--out", help="report.json 을 여기에 저장"),
 ) -> None:
     """Load test on 127.0.0.1: concurrent sessions × turns, p50/p95, errors, storage, kill and restart."""
     from kmed.serve.bench import bench_serve
 
-    report = bench_serve(sessions=sessions, turns=turns, kill=kill, timeout_s=timeout_s)
+    report = bench_serve(sessions=sessions, turns=turns, kill=kill, timeout_s=timeout_s, workers=workers, think_ms=think_ms)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

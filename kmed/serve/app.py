@@ -118,11 +118,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_field")
         return ApiError(code).response()
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc)
-        return ApiError("internal").response()
-
 
 def _reply_headers(result: TurnResult) -> dict[str, str]:
     headers = {"X-Kmed-Turn-Ms": f"{result.seconds * 1000:.2f}", "X-Kmed-Reply-Kind": result.reply.kind,

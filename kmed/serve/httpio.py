@@ -120,17 +120,24 @@ class RequestContext:
         rid = logs.safe_request_id(headers.get("x-request-id"))
         token = logs.request_id.set(rid)
         started = time.perf_counter()
-        status = {"code": 500}
+        status: dict = {"code": 500}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:  # noqa: BLE001 - logged scrubbed here; the client gets JSON, never a traceback
+            log.exception("unhandled error")
+            if not status.get("started"):
+                status["code"] = 500
+                error = ApiError("internal")
+                await error.response()(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             seconds = time.perf_counter() - started

@@ -8,17 +8,17 @@
 A turn loads the session from the store, runs ``Session.stream`` (the whole agent: guardrails,
 red flags, retrieval, generation, output guard), and saves it back. The store is written only after
 a turn completes, so a turn that fails leaves the session exactly as it was. Turns of one session
-run one at a time (a striped lock); turns of different sessions run in parallel.
+run one at a time (a lock per session); turns of different sessions run in parallel.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from kmed.agent.reply import Reply
@@ -31,7 +31,6 @@ from kmed.serve.state_codec import decode_reply, decode_session, encode_session,
 from kmed.serve.store import SessionStore
 
 log = logging.getLogger("kmed.serve")
-_LOCK_STRIPES = 64
 
 
 @dataclass
@@ -52,7 +51,8 @@ class Service:
         self.load_error: str | None = None
         self.queue = WorkQueue(settings.workers, settings.queue_size, on_depth=self._depth)
         self.limiter = RateLimiter(settings.rate_limit_per_min, settings.rate_burst)
-        self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._locks: dict[str, list] = {}  # session id -> [lock, users]
+        self._locks_guard = threading.Lock()
         self._passages: dict | None = None
 
     def _depth(self, depth: int) -> None:
@@ -97,8 +97,20 @@ class Service:
         return self.assistant
 
     # --- sessions --------------------------------------------------------------------------------
-    def _lock(self, session_id: str) -> threading.Lock:
-        return self._locks[zlib.crc32(session_id.encode()) % _LOCK_STRIPES]
+    @contextlib.contextmanager
+    def _lock(self, session_id: str) -> Iterator[None]:
+        """One lock per live session id (not striped: a worker must never wait on another session's turn)."""
+        with self._locks_guard:
+            entry = self._locks.setdefault(session_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[session_id]
 
     def create_session(self) -> str:
         session_id = os.urandom(16).hex()
@@ -133,9 +145,14 @@ class Service:
                 log.error("stored session unreadable", extra={"exc_type": type(exc).__name__})
                 raise ApiError("corrupt_session") from exc
             reply = self.run_session(session, text, emit)
-            record = encode_session(session)
-            record["idempotency_key"] = idempotency_key
-            self.store.save(session_id, record)
+            try:
+                record = encode_session(session)
+                record["idempotency_key"] = idempotency_key
+                self.store.save(session_id, record)
+            except Exception as exc:  # the stored session stays as it was before this turn
+                self.metrics.turn_errors.inc()
+                log.exception("turn could not be stored")
+                raise ApiError("turn_failed") from exc
         return TurnResult(reply, user_turns(record), time.perf_counter() - started, notices=list(reply.notices))
 
     def run_session(self, session: Session, text: str, emit: Callable[[str], None] | None) -> Reply:
