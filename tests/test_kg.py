@@ -87,3 +87,20 @@ def test_extra_edges_merge_only_onto_known_nodes(mini_graph, tmp_path):
     before = graph.number_of_edges()
     assert merge_extra_edges(graph, tmp_path) == 1
     assert graph.number_of_edges() == before + 1 and "drug.nowhere" not in graph
+
+
+def test_drug_facts_keep_major_interactions_when_cut(kb):
+    """kg_facts sorts a drug's interactions by severity before cutting, so major ones reach the answer."""
+    from kmed.kg.linker import Mention
+    from kmed.retrieval.kg_facts import MAX_DRUG_FACTS, KGFactRetriever, by_severity
+
+    ranked = by_severity([("a", {"severity": "minor"}), ("b", {"severity": "major"}), ("c", {"severity": "moderate"}),
+                          ("d", {}), ("e", {"severity": "major"})])
+    assert [k for k, _ in ranked] == ["b", "e", "c", "a", "d"]
+    q = GraphQueries(build_graph(kb))
+    all_ix = q.interactions_of("drug.warfarin")
+    majors = {other for other, data in all_ix if data.get("severity") == "major"}
+    assert len(all_ix) > MAX_DRUG_FACTS and len(majors) >= MAX_DRUG_FACTS
+    passages = KGFactRetriever(q).retrieve([Mention("drug.warfarin", "와파린", "drug", 0, 3, "와파린")], k=50)
+    shown = [p.id.split(":ix:")[1] for p in passages if ":ix:" in p.id]
+    assert len(shown) == MAX_DRUG_FACTS and set(shown) <= majors

@@ -213,3 +213,19 @@ def test_langchain_retriever_in_an_lcel_chain(assistant):
     retriever = KmedRetriever(assistant=assistant, k=2)
     chain = retriever | RunnableLambda(lambda docs: [d.metadata["entity_ids"][0] for d in docs])
     assert chain.invoke("타이레놀 최대 용량")[0] == "drug.acetaminophen"
+
+
+def test_topics_become_quotable_passages_and_link(kb, linker):
+    from kmed.retrieval.chunking import _topic_passages
+
+    passages = list(_topic_passages(kb))
+    assert passages and all(p.metadata["entity_type"] == "topic" and p.metadata["section"] == "overview"
+                            for p in passages)
+    glucose = [p for p in passages if "topic.blood_glucose_values" in p.metadata["entity_ids"]]
+    assert glucose[0].metadata["entity_ids"][0] == "cond.type2_diabetes"  # its first related entry leads
+    assert any("126 mg/dL" in p.text for p in glucose)
+    for p in passages:
+        assert len(p.metadata["sentence_ends"]) >= 1 and p.metadata["sentence_ends"][-1] == len(p.text)
+    # A topic phrase links, and the entities inside it still link too.
+    ids = [m.id for m in linker.link("감기에 항생제 먹어야 빨리 낫나요?")]
+    assert "topic.cold_antibiotics" in ids and "cond.common_cold" in ids

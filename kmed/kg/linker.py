@@ -58,9 +58,9 @@ class EntityLinker:
         tokens = self.terms.tokenize(text)
         units = content_units(tokens)
         mentions: list[tuple[Mention, int, int]] = []  # with first and last token index
-        i = 0
+        i, topics_done = 0, -1
         while i < len(units):
-            match = self._longest_match(units, i)
+            match = self._longest_match(units, i, skip_topics=topics_done == i)
             if match is None:
                 i += 1
                 continue
@@ -71,11 +71,16 @@ class EntityLinker:
             for entry in entries:
                 mention = Mention(entry.entity_id, entry.name, entry.entity_type, start, end, text[start:end], negated)
                 mentions.append((mention, first, last))
-            i = stop
+            # A topic phrase ("감기에 항생제") must not hide the entities inside it (감기, 항생제): after a
+            # topic-only match, the same position is scanned again for the other entry types.
+            if all(entry.entity_type == "topic" for entry in entries):
+                topics_done = i
+            else:
+                i = stop
         resolved = self._share_coordinated_negation(tokens, mentions)
         return [m for m in resolved if include_negated or not m.negated]
 
-    def _longest_match(self, units, start: int):
+    def _longest_match(self, units, start: int, skip_topics: bool = False):
         """Walk the trie from ``units[start]``; adverbs in the text may be skipped inside a match."""
         if (units[start][0], units[start][1]) not in self.terms.trie:
             return None
@@ -86,8 +91,11 @@ class EntityLinker:
             pos, node, matched, path = frontier.pop()
             # Longest span first; at the same end, the key that matched more words itself wins
             # ("배가 꼬이듯 아파요" → the colicky-pain entry, not plain 복통 with 꼬이듯 skipped).
-            if matched and END in node and (best is None or (pos, len(path)) > (best[0], len(best[2]))):
-                best = (pos, node[END], frozenset(path))
+            entries = node.get(END) if matched else None
+            if entries and skip_topics:
+                entries = [e for e in entries if e.entity_type != "topic"]
+            if entries and (best is None or (pos, len(path)) > (best[0], len(best[2]))):
+                best = (pos, entries, frozenset(path))
             if pos >= len(units):
                 continue
             form, tag, token_index = units[pos]

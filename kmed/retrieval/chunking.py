@@ -102,6 +102,43 @@ def kb_passages(kb: KnowledgeBase, kiwi=None, max_chars: int = DEFAULT_MAX_CHARS
                       "origin": kb.origin.get(entry.id, ""), "lang": "ko"},
         )
 
+    yield from _topic_passages(kb, max_chars)
+
+
+def _topic_passages(kb: KnowledgeBase, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Passage]:
+    """Topics (reference values, schedules, durations, hotlines, corrected myths) as passages.
+
+    A topic's sentences are written one claim each, so they are packed as given, never re-split.
+    Section ``overview`` keeps them quotable; ``topic_kind`` says which kind of topic it is.
+    """
+    from kmed.data.kb_schema import TOPIC_KINDS
+
+    for t in getattr(kb, "topics", {}).values():
+        source, source_ids = _source_names(kb, t)
+        title = f"{t.name} · {TOPIC_KINDS[t.kind]}"
+        # A topic with related entries is part of what the first one is about (HbA1c thresholds belong to
+        # diabetes), so that entry leads ``entity_ids``; the topic id follows for filters and provenance.
+        lead = t.related[:1]
+        base = {"entity_ids": [*lead, t.id], "entity_names": [*(kb.name_of(i) for i in lead), t.name],
+                "entity_type": "topic", "related_ids": t.related,
+                "departments": t.departments, "section": "overview", "section_title": TOPIC_KINDS[t.kind],
+                "topic_kind": t.kind, "source": source, "source_ids": source_ids,
+                "origin": kb.origin.get(t.id, ""), "lang": "ko"}
+        groups: list[list[str]] = []
+        for sentence in (s.strip() for s in t.sentences):
+            if groups and len(" ".join(groups[-1])) + 1 + len(sentence) <= max_chars:
+                groups[-1].append(sentence)
+            else:
+                groups.append([sentence])
+        for n, group in enumerate(groups):
+            ends, position = [], 0
+            for sentence in group:
+                position += len(sentence)
+                ends.append(position)
+                position += 1
+            yield Passage(id=f"{t.id}#overview#{n}", title=title, text=" ".join(group),
+                          metadata={**base, "sentence_ends": ends})
+
 
 def _drug_passages(kb: KnowledgeBase, d, kiwi, max_chars: int) -> Iterator[Passage]:
     source, source_ids = _source_names(kb, d)
