@@ -5,8 +5,9 @@
 
 Only ``SessionState``'s public fields are read, through ``dataclasses.fields()``, so fields added to
 it later do not break the codec:
-- a new field whose value is plain JSON (or a set, a tuple, a dataclass of plain values) is stored
-  and restored as is;
+- a new field built from plain values, sets, tuples, dicts and dataclasses of those is stored as
+  JSON and rebuilt from its type annotation (``list[Escalation]`` comes back as Escalation objects);
+- a stored value that no longer fits its field's type restarts from the default, with a warning;
 - a field missing from an older record keeps the dataclass default;
 - a stored field the class no longer has is ignored.
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
+import typing
 from typing import Any
 
 from kmed.agent.red_flags import RedFlagMatch
@@ -47,16 +50,46 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
+def _typed(tp: Any, value: Any) -> Any:
+    """JSON back into the annotated type: dataclasses (nested), lists, sets, tuples, dicts, Optional."""
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__} expects an object")
+        hints = typing.get_type_hints(tp)
+        return tp(**{f.name: _typed(hints.get(f.name, Any), value[f.name])
+                     for f in dataclasses.fields(tp) if f.init and f.name in value})
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        return _typed(options[0], value) if len(options) == 1 else value
+    if origin in (list, set, frozenset) or tp in (list, set, frozenset):
+        items = [_typed(args[0], v) if args else v for v in value]
+        return (origin or tp)(items)
+    if origin is tuple or tp is tuple:
+        if args and (len(args) == 2 and args[1] is Ellipsis):
+            return tuple(_typed(args[0], v) for v in value)
+        return tuple(value)
+    if (origin is dict or tp is dict) and isinstance(value, dict):
+        return {k: _typed(args[1], v) if args else v for k, v in value.items()}
+    return value
+
+
+def _field_types() -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(SessionState)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: fall back to the defaults' shapes
+        return {}
+
+
 def _like(default: Any, stored: Any) -> Any:
-    """Stored JSON shaped like the field's default (a list back into a set, a dict into a dataclass)."""
+    """Stored JSON shaped like the field's default, when its annotation cannot be read."""
     if dataclasses.is_dataclass(default) and isinstance(stored, dict):
         known = {f.name for f in dataclasses.fields(default) if f.init}
-        kwargs = {k: _like(getattr(default, k), v) for k, v in stored.items() if k in known}
-        return type(default)(**kwargs)
-    if isinstance(default, (set, frozenset)) and isinstance(stored, list):
+        return type(default)(**{k: _like(getattr(default, k), v) for k, v in stored.items() if k in known})
+    if isinstance(default, (set, frozenset, tuple)) and isinstance(stored, list):
         return type(default)(stored)
-    if isinstance(default, tuple) and isinstance(stored, list):
-        return tuple(stored)
     return stored
 
 
@@ -86,6 +119,7 @@ def encode_state(state: SessionState) -> dict:
 
 def decode_state(data: dict, assistant) -> SessionState:
     state = SessionState()
+    hints = _field_types()
     rules = {rule.id: rule for rule in assistant.red_flags.rules}
     for f in dataclasses.fields(state):
         if f.name not in data or not f.init:
@@ -100,7 +134,12 @@ def decode_state(data: dict, assistant) -> SessionState:
         elif f.name == "history":
             state.history = [dict(turn) for turn in stored if isinstance(turn, dict)]
         else:
-            setattr(state, f.name, _like(getattr(state, f.name), stored))
+            try:
+                value = _typed(hints[f.name], stored) if f.name in hints else _like(getattr(state, f.name), stored)
+            except (TypeError, ValueError, KeyError, AttributeError):
+                log.warning("stored session field %s does not fit its type; it restarts from its default", f.name)
+                continue
+            setattr(state, f.name, value)
     return state
 
 

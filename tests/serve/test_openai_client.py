@@ -33,8 +33,8 @@ def test_streaming_matches_the_whole_answer(server):
     for chunk in client.chat.completions.create(model="kmed", messages=messages, stream=True):
         pieces.append(chunk.choices[0].delta.content or "")
         last = chunk
-    assert "".join(pieces) == whole and len(pieces) > 3
-    assert last.choices[0].finish_reason == "stop" and last.model_extra["kmed"]["citations"]
+    assert "".join(pieces) == whole and len(pieces) > 2
+    assert last.choices[0].finish_reason == "stop" and "triage" in last.model_extra["kmed"]
 
 
 def test_guardrails_apply_through_the_openai_api(server):

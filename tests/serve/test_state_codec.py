@@ -10,6 +10,13 @@ from kmed.serve import state_codec
 from kmed.serve.state_codec import decode_session, encode_session, encode_state, user_turns
 
 
+@dataclasses.dataclass(frozen=True)
+class Tag:
+    level: str
+    hotlines: tuple[str, ...] = ("119",)
+    note: str | None = None
+
+
 def _roundtrip(session, assistant):
     return decode_session(json.loads(json.dumps(encode_session(session), ensure_ascii=False)), assistant)
 
@@ -68,17 +75,21 @@ def test_fields_added_to_session_state_later_round_trip(assistant, monkeypatch):
         turn_count: int = 0
         topics: set = dataclasses.field(default_factory=set)
         weights: dict = dataclasses.field(default_factory=dict)
+        tags: list[Tag] = dataclasses.field(default_factory=list)
 
     monkeypatch.setattr(state_codec, "SessionState", NewState)
-    state = NewState(turn_count=3, topics={"b", "a"}, weights={"x": 0.5})
+    state = NewState(turn_count=3, topics={"b", "a"}, weights={"x": 0.5}, tags=[Tag("urgent", ("119", "1339"))])
     state.mentioned["sym.headache"] = "symptom"
     data = json.loads(json.dumps(encode_state(state)))
     assert data["topics"] == ["a", "b"]
     restored = state_codec.decode_state(data, assistant)
     assert (restored.turn_count, restored.topics, restored.weights) == (3, {"a", "b"}, {"x": 0.5})
+    assert restored.tags == [Tag("urgent", ("119", "1339"))]  # rebuilt from the annotation, tuple included
     old_record = encode_state(SessionState())  # written before the fields existed
     restored = state_codec.decode_state(old_record, assistant)
-    assert (restored.turn_count, restored.topics) == (0, set())
+    assert (restored.turn_count, restored.topics, restored.tags) == (0, set(), [])
+    data["tags"] = [{"wrong": 1}]  # a stored value that no longer fits: default, not a crash
+    assert state_codec.decode_state(data, assistant).tags == []
 
 
 def test_corrupt_record_is_an_error(assistant):
