@@ -44,6 +44,7 @@ class _Run:
     def __init__(self, sessions: int, turns: int, think_ms: float = 0.0):
         self.sessions, self.turns, self.think_s = sessions, turns, think_ms / 1000
         self.latencies: list[float] = []
+        self.before_kill: list[float] = []  # steady state: turns answered before the kill
         self.server_ms: list[float] = []
         self.errors: dict[str, int] = {}
         self.done = 0
@@ -92,6 +93,8 @@ async def _session(run: _Run, client: httpx.AsyncClient, index: int) -> None:
             run.error(f"turn_{r.status_code}")
             continue
         run.latencies.append(ms)
+        if not run.killed:
+            run.before_kill.append(ms)
         run.server_ms.append(float(r.headers.get("x-kmed-turn-ms", "nan")))
         run.replayed += r.headers.get("x-kmed-replayed") == "true"
         run.done += 1
@@ -181,6 +184,7 @@ def bench_serve(sessions: int = 50, turns: int = 10, kill: bool = True, timeout_
         "turns": {"planned": planned, "ok": run.done, "errors": errors, "error_kinds": run.errors,
                   "interrupted_by_kill": run.interrupted, "replayed_after_restart": run.replayed},
         "latency_client_ms": percentiles(run.latencies) if run.latencies else None,
+        "latency_client_ms_before_kill": percentiles(run.before_kill) if run.before_kill else None,
         "latency_server_turn_ms": percentiles(run.server_ms) if run.server_ms else None,
         "throughput_turns_per_s": round(run.done / wall, 1) if wall else None,
         "storage": storage,

@@ -24,7 +24,7 @@ from kmed.agent.guardrails import clean_input
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("kmed_request_id", default="-")
 _SALT = os.urandom(8)
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 def safe_request_id(incoming: str | None) -> str:
