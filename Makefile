@@ -1,6 +1,7 @@
 # kmed: two commands on a fresh machine.
 #   make chat   create .venv, install, build missing indexes (progress bar), start the consultation
 #   make test   same set-up, then the test suite
+#   make serve  same set-up, then the web consultation and HTTP API on http://127.0.0.1:8000/
 # TORCH picks the PyTorch build: the default resolves to a CPU build here; use e.g.
 #   make test TORCH="torch --index-url https://download.pytorch.org/whl/cu124"   for CUDA.
 
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 KMED := $(VENV)/bin/kmed
 STAMP := $(VENV)/.kmed-installed
 
-.PHONY: chat test test-all test-slow install index lint clean
+.PHONY: chat serve test test-all test-slow install index lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,12 @@ index: $(STAMP)
 
 chat: index
 	$(KMED) chat
+
+# HOST, PORT and SERVE_ARGS pass through, e.g. make serve PORT=9000 SERVE_ARGS="--api-key $$KEY"
+HOST ?= 127.0.0.1
+PORT ?= 8000
+serve: index
+	$(KMED) serve --host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
 test: index
 	$(PY) -m pytest
