@@ -36,12 +36,13 @@ def serve(
     index_dir: Path = typer.Option(None, "--index", help="인덱스 폴더 (기본: indexes/default)"),
 ) -> None:
     """Serve the consultation over HTTP: API, SSE, OpenAI-compatible endpoint and a web page at /."""
-    from kmed.serve.runner import run
+    from kmed.serve.runner import check_port, run
     from kmed.serve.settings import ServeSettings
 
     settings = ServeSettings.from_env(host=host, port=port, api_key=api_key, db_path=db, session_ttl_s=session_ttl,
                                       max_sessions=max_sessions, rate_limit_per_min=rate_limit, rate_burst=rate_burst,
                                       workers=workers, queue_size=queue_size, max_message_chars=max_message_chars)
+    check_port(host, port)
     assistant = load_assistant(model, adapter, quantize, index_dir)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     console.print(f"[bold]kmed 상담 서버[/bold] http://{shown}:{port}/  (API: /v1, 문서: /docs, 지표: /metrics)"

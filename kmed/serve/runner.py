@@ -34,6 +34,19 @@ def run(settings: ServeSettings, assistant) -> None:
                 timeout_keep_alive=15, timeout_graceful_shutdown=10)
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail before the seconds-long index load when the address cannot be bound."""
+    from kmed.errors import ConfigError
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"{host}:{port} 에서 서버를 열 수 없어요 ({exc.strerror}).",
+                          f"다른 포트를 주거나(--port {port + 1}) 그 포트를 쓰는 프로그램을 끄세요.") from exc
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
