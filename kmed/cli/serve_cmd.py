@@ -45,7 +45,7 @@ def serve(
     check_port(host, port)
     assistant = load_assistant(model, adapter, quantize, index_dir)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    console.print(f"[bold]kmed 상담 서버[/bold] http://{shown}:{port}/  (API: /v1, 문서: /docs, 지표: /metrics)"
+    console.print(f"[bold]kmed 상담 서버[/bold] http://{shown}:{port}/  (API: /v1, 명세: /openapi.json, 지표: /metrics)"
                   + ("  [API 키 필요]" if settings.api_key else ""))
     run(settings, assistant)
 

@@ -85,7 +85,9 @@ def create_app(assistant: object | Callable[[], object] | None, settings: ServeS
             await run_in_threadpool(service.queue.shutdown)
             store.close()
 
-    app = FastAPI(title="kmed", version="0.1.0", lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's Swagger UI loads scripts from a CDN, and kmed serves nothing from
+    # outside. The schema itself is at /openapi.json.
+    app = FastAPI(title="kmed", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="근거와 출처가 있는 한국어 의료 상담 API. 진단이 아니며, 응급 상황이면 119에 전화하세요.")
     app.state.service = service
     app.add_middleware(RequestContext, metrics=metrics)

@@ -44,7 +44,7 @@ PROBLEMS: dict[str, tuple[int, str, str, str]] = {
                     "같은 메시지를 다시 보내세요. 급한 증상이면 바로 119에 전화하세요."),
     "not_found": (404, "그런 주소가 없어요.", "No such endpoint.", "GET / (웹 상담), /v1/sessions, /v1/chat/completions 를 쓰세요."),
     "method_not_allowed": (405, "이 주소에서는 그 방법(HTTP 메서드)을 쓸 수 없어요.", "Method not allowed on this endpoint.",
-                           "API 문서(/docs)에서 메서드를 확인하세요."),
+                           "API 명세(GET /openapi.json)에서 메서드를 확인하세요."),
     "internal": (500, "서버에서 예상하지 못한 문제가 생겼어요.", "Unexpected server error.",
                  "잠시 뒤 다시 시도하세요. 계속되면 요청 ID(X-Request-ID)와 함께 알려 주세요."),
 }

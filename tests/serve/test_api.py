@@ -92,6 +92,8 @@ def test_health_ready_metrics_and_page(client):
     for asset in ("/static/app.js", "/static/style.css"):
         assert client.get(asset).status_code == 200
     assert "http://" not in page.text.replace("http://www.w3.org", "") and "//cdn" not in page.text
+    # Swagger UI would load a CDN script: only the schema is served
+    assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 404
 
 
 def test_passage_endpoint_serves_cited_passages_and_rules(client):

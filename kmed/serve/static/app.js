@@ -216,6 +216,7 @@ input.addEventListener("keydown", (e) => {
   submit();
 });
 input.addEventListener("input", autosize);
+window.addEventListener("resize", scrollDown); // a phone keyboard opening keeps the latest answer in view
 form.addEventListener("submit", (e) => { e.preventDefault(); submit(); });
 
 $("new").addEventListener("click", async () => {
