@@ -1,10 +1,178 @@
-"""Small Korean text helpers: particles that agree with the word before them."""
+"""Korean text helpers shared by every floor: the one sentence splitter, particles, overlap, citations.
+
+    from kmed.text_ko import split_sentences, is_whole_sentence, overlap, josa
+    split_sentences("감기는 바이러스 질환이라 항생제가 필요 없어요. 푹 쉬어요.")
+    # ["감기는 바이러스 질환이라 항생제가 필요 없어요.", "푹 쉬어요."]
+
+Sentence boundaries come from Kiwi's ``split_into_sents`` (a morphological analysis, not a
+punctuation regex), so "…필요 없어요" is never cut after "필요". The split is lossless: the pieces
+joined by single spaces give back the whitespace-normalised text (``tests/test_text_ko.py`` checks
+this on every KB text). Chunking, the composer, the output guard, prompts and the AI Hub loaders all
+call this module; nothing else in kmed splits sentences.
+"""
 
 from __future__ import annotations
+
+import re
+import threading
+from functools import lru_cache
 
 _PAIRS = {"은": ("은", "는"), "는": ("은", "는"), "이": ("이", "가"), "가": ("이", "가"), "을": ("을", "를"),
           "를": ("을", "를"), "과": ("과", "와"), "와": ("과", "와"), "으로": ("으로", "로"), "로": ("으로", "로"),
           "이에요": ("이에요", "예요"), "예요": ("이에요", "예요")}
+
+# A citation marker as the generators write it: "[2]" or "[1, 3]".
+CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+_WORD = re.compile(r"[가-힣A-Za-z0-9]{2,}")
+# Endings a whole sentence may close with, besides a Kiwi final ending (EF): a noun-phrase line
+# ("… 금지.") or a bracketed aside are whole when they end in sentence punctuation.
+_FINAL_PUNCT = ".!?…"
+_CLOSERS = ")]\"'”’」』 "
+
+_lock = threading.Lock()
+_kiwi = None
+
+
+def _splitter():
+    """One plain Kiwi (no user dictionary, so splitting never depends on the KB), made on first use."""
+    global _kiwi
+    with _lock:
+        if _kiwi is None:
+            from kiwipiepy import Kiwi
+
+            _kiwi = Kiwi(num_workers=-1)
+        return _kiwi
+
+
+def normalize_space(text: str) -> str:
+    return " ".join((text or "").split())
+
+
+def _closes(piece: str, last_tag: str | None) -> bool:
+    """A piece closes a sentence when it ends in sentence punctuation or on a final ending (EF)."""
+    core = piece.rstrip(_CLOSERS)
+    return bool(core) and (core[-1] in ".!?…" or last_tag == "EF")
+
+
+@lru_cache(maxsize=50_000)
+def _split_line(line: str) -> tuple[str, ...]:
+    """Kiwi's sentences, kept only at boundaries that are a space after a closed sentence.
+
+    Kiwi sometimes ends a "sentence" inside a parenthesis ("확인해요(" + "검사 … 쉬어요).") or after a
+    list mark ("다뇨·"); such a cut is merged back, so every piece is a slice of ``line`` between
+    spaces and the pieces joined by one space give the line back.
+    """
+    pieces: list[str] = []
+    start = 0  # where the piece being built starts in ``line``
+    for sentence in _splitter().split_into_sents(line, return_tokens=True):
+        end = sentence.end
+        tokens = sentence.tokens or []
+        last_tag = tokens[-1].tag if tokens else None
+        if last_tag == "SF" and len(tokens) > 1:
+            last_tag = tokens[-2].tag
+        if end >= len(line) or not line[end].isspace():
+            continue  # not at a space: the next Kiwi sentence continues this piece
+        piece = line[start:end].strip()
+        if piece and _closes(piece, last_tag):
+            pieces.append(piece)
+            start = end + 1
+    tail = line[start:].strip()
+    if tail:
+        pieces.append(tail)
+    return tuple(pieces)
+
+
+def split_sentences(text: str, keep_lines: bool = False) -> list[str]:
+    """Whole sentences of ``text``. ``keep_lines``: a line break is also a boundary (AI Hub text)."""
+    if not text or not text.strip():
+        return []
+    lines = text.split("\n") if keep_lines else [text]
+    out: list[str] = []
+    for line in lines:
+        line = normalize_space(line)
+        if line:
+            out.extend(_split_line(line))
+    return out
+
+
+def join_sentences(sentences: list[str]) -> str:
+    return " ".join(s.strip() for s in sentences if s.strip())
+
+
+def is_whole_sentence(sentence: str) -> bool:
+    """True when ``sentence`` closes as a sentence does: a final ending (EF) or sentence punctuation.
+
+    "항생제가 필요 없어요." is whole; "감기는 바이러스 질환이라 항생제가 필요" is not (it ends on a noun
+    with no punctuation).
+    """
+    sentence = CITATION.sub("", sentence or "").strip()
+    if not sentence:
+        return False
+    if sentence.rstrip(_CLOSERS)[-1:] in tuple(_FINAL_PUNCT):
+        return True
+    tokens = _splitter().tokenize(sentence)
+    return bool(tokens) and tokens[-1].tag in ("EF", "SF")
+
+
+def pack_sentence_groups(sentences: list[str], max_chars: int) -> list[list[str]]:
+    """Greedy packing of whole sentences into groups of at most ``max_chars`` (a longer sentence stays whole)."""
+    groups: list[list[str]] = []
+    size = 0
+    for sentence in (s.strip() for s in sentences):
+        if not sentence:
+            continue
+        if groups and size + 1 + len(sentence) <= max_chars:
+            groups[-1].append(sentence)
+            size += 1 + len(sentence)
+        else:
+            groups.append([sentence])
+            size = len(sentence)
+    return groups
+
+
+def pack_sentences(sentences: list[str], max_chars: int) -> list[str]:
+    return [join_sentences(group) for group in pack_sentence_groups(sentences, max_chars)]
+
+
+def sentence_ends(sentences: list[str]) -> list[int]:
+    """End offsets of ``sentences`` in ``join_sentences(sentences)``: stored with a passage so a turn
+    reads its sentences without running the splitter again."""
+    ends, position = [], 0
+    for sentence in sentences:
+        position += len(sentence)
+        ends.append(position)
+        position += 1
+    return ends
+
+
+def passage_sentences(text: str, ends: list[int] | None = None) -> list[str]:
+    """The sentences of a passage: from its stored ``sentence_ends`` when they fit, else split now."""
+    if ends and ends[-1] == len(text):
+        starts = [0, *(end + 1 for end in ends[:-1])]
+        return [text[a:b] for a, b in zip(starts, ends, strict=True)]
+    return split_sentences(text)
+
+
+def bigrams(text: str) -> set[str]:
+    """Character bigrams of words: cheap, tokenizer-free overlap that tolerates particles."""
+    grams = set()
+    for word in _WORD.findall(text or ""):
+        grams.update(word[i : i + 2] for i in range(len(word) - 1))
+    return grams
+
+
+def overlap(a: str, b: str) -> float:
+    """Share of ``a``'s bigrams found in ``b``."""
+    ga, gb = bigrams(a), bigrams(b)
+    return len(ga & gb) / max(1, len(ga))
+
+
+def strip_citations(text: str) -> str:
+    return CITATION.sub("", text or "").strip()
+
+
+def citation_numbers(text: str) -> list[int]:
+    return [int(n) for group in CITATION.findall(text or "") for n in re.split(r"\s*,\s*", group)]
 
 
 def has_final_consonant(word: str) -> bool | None:

@@ -1,44 +1,83 @@
-"""Output guardrails: every medical sentence must be supported by the passage it cites.
+"""Output guardrails: every medical sentence must be a whole sentence supported by the passage it cites.
 
-Works for any generator. A sentence citing ``[n]`` is kept when ``n`` is in the context and the
-sentence's content overlaps the passage enough (character bigrams, particle-tolerant); otherwise
-the citation is removed, and a medical sentence left with no valid citation is dropped.
+Works for any generator. A line is cut into claims at its citation markers ("… [2]"); text with
+no marker is cut by the one sentence splitter (``kmed.text_ko``). A claim citing ``[n]`` is kept
+when ``n`` is in the context and:
+
+- ``quoted`` (the extractive composer): the claim is exactly one whole sentence of passage ``n``,
+  as the splitter cut it. A fragment ("항생제가 필요") is never a sentence of its passage, so it
+  is dropped and counted in ``stats["fragments"]``;
+- otherwise (model-written text): the claim is a whole sentence (``is_whole_sentence``) and its
+  content overlaps passage ``n`` enough (character bigrams, particle-tolerant).
+
+A medical claim left with no valid citation is dropped; ``strict`` treats every claim as medical.
 """
 
 from __future__ import annotations
 
 import re
 
-from kmed.agent.guardrails import _MEDICAL_HINT
+from kmed.agent.guardrails import looks_medical
 from kmed.llm.base import ContextPassage
-from kmed.llm.extractive import overlap, split_sentences
+from kmed.text_ko import (
+    CITATION,
+    citation_numbers,
+    is_whole_sentence,
+    overlap,
+    passage_sentences,
+    split_sentences,
+)
 
 SUPPORT_THRESHOLD = 0.5
-_CITE = re.compile(r"\s*\[(\d+)\]")
+# A claim ends at a run of citation markers, with the sentence punctuation a model may put after it.
+_CLAIM = re.compile(r"(.+?(?:\s*\[\d+(?:\s*,\s*\d+)*\])+[.!?]?)")
 
 
-def verify_answer(text: str, context: list[ContextPassage], strict: bool = False) -> tuple[str, dict]:
-    """Keep supported sentences. ``strict`` (model-written text): every sentence needs a valid citation."""
+def claims_of(body: str) -> list[str]:
+    """Claims of one answer line: each cited run of text, then the uncited sentences after the last marker."""
+    claims, cursor = [], 0
+    for match in _CLAIM.finditer(body):
+        claims.append(match.group(1).strip())
+        cursor = match.end()
+    claims.extend(split_sentences(body[cursor:]))
+    return [c for c in claims if c]
+
+
+def _supports(claim: str, passage: ContextPassage, quoted: bool) -> bool:
+    if quoted:
+        return claim in passage_sentences(passage.text, passage.metadata.get("sentence_ends"))
+    return is_whole_sentence(claim) and overlap(claim, passage.text) >= SUPPORT_THRESHOLD
+
+
+def verify_answer(text: str, context: list[ContextPassage], strict: bool = False, quoted: bool | None = None) -> tuple[str, dict]:
+    """Keep supported whole sentences. ``strict`` (model-written text): every claim needs a valid citation.
+
+    ``quoted`` defaults to ``not strict``: the extractive composer quotes, a model paraphrases.
+    """
+    quoted = (not strict) if quoted is None else quoted
     by_number = {p.number: p for p in context}
     kept_lines: list[str] = []
-    stats = {"medical_sentences": 0, "supported": 0, "dropped": 0, "cited_numbers": []}
+    stats = {"medical_sentences": 0, "supported": 0, "dropped": 0, "fragments": 0, "cited_numbers": []}
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("■"):
             kept_lines.append(line)
             continue
         prefix = "- " if stripped.startswith("- ") else ""
-        body = stripped[len(prefix):]
         kept_sentences = []
-        for sentence in split_sentences(body) or [body]:
-            numbers = [int(n) for n in _CITE.findall(sentence)]
-            claim = _CITE.sub("", sentence).strip()
-            medical = strict or bool(numbers) or bool(_MEDICAL_HINT.search(claim))
+        for raw_claim in claims_of(stripped[len(prefix):]):
+            numbers = citation_numbers(raw_claim)
+            claim = CITATION.sub("", raw_claim).strip()
+            if numbers and raw_claim[-1] in ".!?" and claim[-1:] not in (".", "!", "?"):
+                claim += raw_claim[-1]  # "…있어요 [1]." → the period belongs to the sentence
+            medical = strict or bool(numbers) or looks_medical(claim)
             if not medical:
                 kept_sentences.append(claim)
                 continue
             stats["medical_sentences"] += 1
-            valid = [n for n in dict.fromkeys(numbers) if n in by_number and overlap(claim, by_number[n].text) >= SUPPORT_THRESHOLD]
+            if not is_whole_sentence(claim):
+                stats["fragments"] += 1
+            valid = [n for n in dict.fromkeys(numbers) if n in by_number and _supports(claim, by_number[n], quoted)]
             if not valid:
                 stats["dropped"] += 1
                 continue

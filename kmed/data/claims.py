@@ -19,10 +19,10 @@ from pathlib import Path
 
 from kmed.data.kb import KnowledgeBase
 from kmed.data.kb_schema import CONDITION_SECTIONS, DRUG_SECTIONS, POPULATIONS, SUBSTANCES
+from kmed.text_ko import split_sentences
 
 # Sentence boundaries for claim extraction only (the product's splitter lives elsewhere): after a
 # final 요./다./!/? followed by a space.
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _NUMBER = re.compile(r"\d")
 _CHECKABLE = re.compile(
     r"\d|금기|쓰지 않|먹지 않|피해|주의|함께 쓰|함께 먹|기준|이상이면|이하|미만|초과|넘기지|넘으면|최대|"
@@ -45,7 +45,7 @@ class Claim:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SPLIT.split(" ".join((text or "").split())) if len(s.strip()) > 3]
+    return [s for s in split_sentences(text or "") if len(s) > 3]
 
 
 def _kind_of(text: str, default: str = "statement") -> str:

@@ -8,10 +8,10 @@ and by passage rank, without near-duplicates; they are grouped into short parts 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from kmed.llm.base import ContextPassage, GenerationRequest, GenerationResult, Generator
+from kmed.text_ko import bigrams, overlap, passage_sentences
 
 # Which passage sections answer which intent, best first.
 INTENT_SECTIONS: dict[str, list[str]] = {
@@ -45,27 +45,6 @@ MAX_SENTENCES = 7
 NOT_QUOTABLE = {"lay_terms"}  # retrieval aids, not statements to quote
 NOT_QUOTABLE_TYPES = {"department", "test"}  # descriptions of departments/tests do not answer a question
 MIN_RELEVANCE = 0.15  # share of the question's bigrams a sentence must contain when its passage is off-focus
-# Split after sentence-final punctuation or 요/다, but never before a citation marker "[n]".
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?요다])\s+(?!\[)")
-_WORD = re.compile(r"[가-힣A-Za-z0-9]{2,}")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_SPLIT.split(text.strip()) if len(s.strip()) > 3]
-
-
-def _grams(text: str) -> set[str]:
-    """Character bigrams of Hangul words: cheap, tokenizer-free overlap that tolerates particles."""
-    grams = set()
-    for word in _WORD.findall(text):
-        grams.update(word[i : i + 2] for i in range(len(word) - 1))
-    return grams
-
-
-def overlap(a: str, b: str) -> float:
-    ga, gb = _grams(a), _grams(b)
-    return len(ga & gb) / max(1, len(ga))
-
 
 class ExtractiveGenerator(Generator):
     name = "extractive"
@@ -74,7 +53,7 @@ class ExtractiveGenerator(Generator):
         """Parts in reading order: (heading, [(sentence, citation number), …])."""
         intent = request.intent or "general"
         preferred = INTENT_SECTIONS.get(intent, INTENT_SECTIONS["general"])
-        question_grams = _grams(request.question)
+        question_grams = bigrams(request.question)
         candidates = []
         for rank, passage in enumerate(request.context):
             section = passage.metadata.get("section", "")
@@ -85,8 +64,8 @@ class ExtractiveGenerator(Generator):
             # passages (which carry entity ids) must be about a focus entity or earn their place by relevance.
             on_focus = about is None or (bool(request.focus_entities) and about in request.focus_entities)
             section_bonus = (len(preferred) - preferred.index(section)) / len(preferred) if section in preferred else 0.0
-            for position, sentence in enumerate(split_sentences(passage.text)):
-                grams = _grams(sentence)
+            for position, sentence in enumerate(passage_sentences(passage.text, passage.metadata.get("sentence_ends"))):
+                grams = bigrams(sentence)
                 relevance = len(grams & question_grams) / max(1, len(question_grams))
                 if not on_focus and relevance < MIN_RELEVANCE:
                     continue

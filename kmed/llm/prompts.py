@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kmed.llm.base import ContextPassage, GenerationRequest
+from kmed.text_ko import CITATION as _CITATION
+from kmed.text_ko import split_sentences
 
 SYSTEM_PROMPT = """당신은 한국어 의료 상담 도우미예요. 아래 번호가 붙은 참고 자료만 근거로 답해요.
 규칙:
@@ -44,8 +46,6 @@ ROLE_NAMES = {"user": "사용자", "assistant": "도우미"}
 ANSWER_HEADER = "### 답변"
 PLAIN_STOP_STRINGS = ["\n### ", "\n사용자:"]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _OPEN_CITATION = re.compile(r"\s*\[[\d,\s]*$")
 _TRAILING_SPACE = re.compile(r"\s+$")  # may turn out to precede a citation that gets dropped
 
@@ -137,7 +137,7 @@ def token_counter(tokenizer=None) -> Callable[[str], int]:
 
 def _truncate_to_fit(passage: ContextPassage, fits: Callable[[ContextPassage], bool]) -> ContextPassage | None:
     """The longest sentence-prefix of ``passage`` that fits, or None when not even one sentence does."""
-    sentences = [s for s in _SENTENCE_END.split(passage.text.strip()) if s]
+    sentences = split_sentences(passage.text)
     for keep in range(len(sentences) - 1, 0, -1):
         candidate = ContextPassage(**{**passage.__dict__, "text": " ".join(sentences[:keep])})
         if fits(candidate):

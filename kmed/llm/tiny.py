@@ -11,11 +11,11 @@ unknown), and the model is randomly initialised from a config at a tiny size.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from kmed.llm.models import ModelShape
+from kmed.text_ko import split_sentences
 
 # Small enough that a forward pass takes milliseconds on one core; every shape feature kept
 # (partial rotary on GPT-NeoX, grouped-query attention on LLaMA).
@@ -48,13 +48,6 @@ FALLBACK_TEXTS = [
     "하루 최대 용량을 넘기지 않도록 주의해요.",
     "잘 모르겠으면 의사나 약사와 상의해요.",
 ]
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-
 
 def kb_texts(kb_dir: str | Path | None = None) -> Iterator[str]:
     """The sentences of every condition and drug section in the KB, in file order.

@@ -1,7 +1,7 @@
 """Turn the curated KB into sentence-aligned passages with metadata.
 
-Each condition section and drug section becomes one or more passages of whole sentences (Kiwi's
-sentence splitter), at most ``max_chars`` long. Symptoms, tests and departments get one short
+Each condition section and drug section becomes one or more passages of whole sentences (the one
+sentence splitter, ``kmed.text_ko``), at most ``max_chars`` long. Symptoms, tests and departments get one short
 passage each. Structured drug facts (dose, contraindications, interactions) are rendered as
 Korean sentences so they can be retrieved and cited like prose.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from kmed.data.kb import KnowledgeBase
 from kmed.data.kb_schema import CONDITION_SECTIONS, DRUG_SECTIONS
 from kmed.retrieval.passages import Passage
-from kmed.text_ko import josa
+from kmed.text_ko import join_sentences, josa, pack_sentence_groups, sentence_ends, split_sentences
 
 # 150/220/400 measured equal within noise (docs/benchmarks.md, "Passage size"); 220 keeps citations short.
 DEFAULT_MAX_CHARS = 220
@@ -22,27 +22,11 @@ _LEVEL_KO = {"contraindicated": "금기", "caution": "주의"}
 _SEVERITY_KO = {"major": "중대한", "moderate": "중간 정도의", "minor": "가벼운"}
 
 
-def split_sentences(text: str, kiwi=None) -> list[str]:
-    text = " ".join(text.split())
-    if not text:
-        return []
-    if kiwi is None:
-        return [s.strip() for s in text.replace("요. ", "요.\n").split("\n") if s.strip()]
-    return [s.text.strip() for s in kiwi.split_into_sents(text) if s.text.strip()]
-
-
-def pack_sentences(sentences: list[str], max_chars: int) -> list[str]:
-    chunks: list[str] = []
-    current = ""
-    for sentence in sentences:
-        if current and len(current) + 1 + len(sentence) > max_chars:
-            chunks.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
-    if current:
-        chunks.append(current)
-    return chunks
+def section_passages(id_prefix: str, title: str, text: str, metadata: dict, max_chars: int) -> Iterator[Passage]:
+    """Passages ``{id_prefix}#0``, ``#1`` … of whole sentences, each with its ``sentence_ends``."""
+    for n, group in enumerate(pack_sentence_groups(split_sentences(text), max_chars)):
+        yield Passage(id=f"{id_prefix}#{n}", title=title, text=join_sentences(group),
+                      metadata={**metadata, "sentence_ends": sentence_ends(group)})
 
 
 def _source_names(kb: KnowledgeBase, entry) -> tuple[str, list[str]]:
@@ -51,7 +35,7 @@ def _source_names(kb: KnowledgeBase, entry) -> tuple[str, list[str]]:
     return ", ".join(dict.fromkeys(names)), ids
 
 
-def kb_passages(kb: KnowledgeBase, kiwi=None, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Passage]:
+def kb_passages(kb: KnowledgeBase, max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Passage]:
     for c in kb.conditions.values():
         source, source_ids = _source_names(kb, c)
         base = {
@@ -65,41 +49,37 @@ def kb_passages(kb: KnowledgeBase, kiwi=None, max_chars: int = DEFAULT_MAX_CHARS
             "lang": "ko",
         }
         for section, title_ko in CONDITION_SECTIONS.items():
-            chunks = pack_sentences(split_sentences(c.sections[section], kiwi), max_chars)
-            for n, chunk in enumerate(chunks):
-                yield Passage(
-                    id=f"{c.id}#{section}#{n}",
-                    title=f"{c.name} · {title_ko}",
-                    text=chunk,
-                    metadata={**base, "section": section, "section_title": title_ko},
-                )
+            yield from section_passages(f"{c.id}#{section}", f"{c.name} · {title_ko}", c.sections[section],
+                                        {**base, "section": section, "section_title": title_ko}, max_chars)
     for d in kb.drugs.values():
-        yield from _drug_passages(kb, d, kiwi, max_chars)
+        yield from _drug_passages(kb, d, max_chars)
     for s in kb.symptoms.values():
         source, source_ids = _source_names(kb, s)
         lay = ", ".join(f"'{t}'" for t in s.lay_terms[:6])
         # Without a written description, the passage lists how people say it: good for retrieval,
         # never quoted in answers (section "lay_terms" is skipped by the composer).
         section = "overview" if s.description else "lay_terms"
-        text = s.description or f"{josa(s.name, '은')} 흔히 {lay}처럼 표현하는 증상이에요."
+        sentences = split_sentences(s.description or f"{josa(s.name, '은')} 흔히 {lay}처럼 표현하는 증상이에요.")
         yield Passage(
             id=f"{s.id}#{section}#0",
             title=f"{s.name} · 증상 설명",
-            text=text,
+            text=join_sentences(sentences),
             metadata={"entity_ids": [s.id], "entity_names": [s.name], "entity_type": "symptom",
                       "departments": s.departments, "section": section, "section_title": "증상 설명",
-                      "source": source, "source_ids": source_ids, "origin": kb.origin.get(s.id, ""), "lang": "ko"},
+                      "source": source, "source_ids": source_ids, "origin": kb.origin.get(s.id, ""), "lang": "ko",
+                      "sentence_ends": sentence_ends(sentences)},
         )
     for entry, kind in [*((t, "test") for t in kb.tests.values()), *((d, "department") for d in kb.departments.values())]:
         source, source_ids = _source_names(kb, entry)
+        sentences = split_sentences(entry.description)
         yield Passage(
             id=f"{entry.id}#overview#0",
             title=f"{entry.name} · {'검사' if kind == 'test' else '진료과'}",
-            text=entry.description,
+            text=join_sentences(sentences),
             metadata={"entity_ids": [entry.id], "entity_names": [entry.name], "entity_type": kind,
                       "departments": [entry.id] if kind == "department" else [], "section": "overview",
                       "section_title": "설명", "source": source, "source_ids": source_ids,
-                      "origin": kb.origin.get(entry.id, ""), "lang": "ko"},
+                      "origin": kb.origin.get(entry.id, ""), "lang": "ko", "sentence_ends": sentence_ends(sentences)},
         )
 
     yield from _topic_passages(kb, max_chars)
@@ -140,7 +120,7 @@ def _topic_passages(kb: KnowledgeBase, max_chars: int = DEFAULT_MAX_CHARS) -> It
                           metadata={**base, "sentence_ends": ends})
 
 
-def _drug_passages(kb: KnowledgeBase, d, kiwi, max_chars: int) -> Iterator[Passage]:
+def _drug_passages(kb: KnowledgeBase, d, max_chars: int) -> Iterator[Passage]:
     source, source_ids = _source_names(kb, d)
     base = {"entity_ids": [d.id], "entity_names": [d.name], "entity_type": "drug", "departments": [],
             "source": source, "source_ids": source_ids, "origin": kb.origin.get(d.id, ""), "lang": "ko"}
@@ -162,10 +142,5 @@ def _drug_passages(kb: KnowledgeBase, d, kiwi, max_chars: int) -> Iterator[Passa
         texts["side_effects"] = f"흔한 부작용으로 {', '.join(d.side_effects)} 등이 있어요."
     titles = {**DRUG_SECTIONS, "interactions": "상호작용"}
     for section, text in texts.items():
-        for n, chunk in enumerate(pack_sentences(split_sentences(text, kiwi), max_chars)):
-            yield Passage(
-                id=f"{d.id}#{section}#{n}",
-                title=f"{d.name} · {titles[section]}",
-                text=chunk,
-                metadata={**base, "section": section, "section_title": titles[section]},
-            )
+        yield from section_passages(f"{d.id}#{section}", f"{d.name} · {titles[section]}", text,
+                                    {**base, "section": section, "section_title": titles[section]}, max_chars)

@@ -44,7 +44,7 @@ from kmed.retrieval.dense import (
 )
 from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
 
-FORMAT_VERSION = 3  # bump when the artifacts or the term-dictionary keys change meaning
+FORMAT_VERSION = 4  # bump when the artifacts or the term-dictionary keys change meaning
 
 
 def _sha(text: str) -> str:
@@ -148,7 +148,7 @@ def build_index(
             merge_extra_edges(graph, default_processed_dir() / "kg_edges")
         (tmp / "kg.json").write_text(json.dumps(graph_to_json(graph), ensure_ascii=False), encoding="utf-8")
         step("문단 나누기", 0.3)
-        passages = list(kb_passages(kb, terms.kiwi, config.max_chars))
+        passages = list(kb_passages(kb, config.max_chars))
         if with_processed and (default_processed_dir() / "passages.jsonl").exists():
             passages.extend(read_jsonl(default_processed_dir() / "passages.jsonl"))
         write_jsonl(passages, tmp / "passages.jsonl")

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from kmed.text_ko import pack_sentences, split_sentences
+
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BREAK_TAGS = re.compile(r"<\s*(br|/p|/div|/li|/tr|/h[1-6]|hr)\s*/?\s*>", re.IGNORECASE)
@@ -21,7 +23,6 @@ _HTML_TAGS = re.compile(
 )
 _SPACES = re.compile(r"[ \t\u00a0\u3000\u2002-\u200a]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+|\n+")
 _WORD = re.compile(r"[0-9A-Za-z가-힣]+")
 
 # Particles and endings stripped from the end of a Korean word when picking key terms.
@@ -57,7 +58,8 @@ def clean_text(text: str | None) -> str:
 
 
 def sentences(text: str) -> list[str]:
-    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+    """Whole sentences (the one splitter, ``kmed.text_ko``); a line break is always a boundary."""
+    return split_sentences(text, keep_lines=True)
 
 
 def chunk(text: str, max_chars: int) -> list[str]:
@@ -65,8 +67,6 @@ def chunk(text: str, max_chars: int) -> list[str]:
 
     Packing is the KB chunker's (``pack_sentences``), so KB and AI Hub passages are cut alike.
     """
-    from kmed.retrieval.chunking import pack_sentences
-
     parts: list[str] = []
     for sentence in sentences(text):
         while len(sentence) > max_chars:

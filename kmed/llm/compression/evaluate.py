@@ -29,7 +29,8 @@ from kmed.errors import KmedError
 @lru_cache(maxsize=2)
 def _corpus(kb_dir: str | None) -> tuple[str, ...]:
     from kmed.data.kb import load_kb
-    from kmed.llm.tiny import FALLBACK_TEXTS, split_sentences
+    from kmed.llm.tiny import FALLBACK_TEXTS
+    from kmed.text_ko import split_sentences
 
     kb, _ = load_kb(kb_dir)  # whatever validates: the KB is edited while people work
     sentences = []

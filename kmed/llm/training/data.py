@@ -26,8 +26,7 @@ from pathlib import Path
 from kmed.errors import ConfigError
 from kmed.llm.base import ContextPassage, GenerationRequest
 from kmed.llm.prompts import build_prompt, cited_numbers
-from kmed.llm.tiny import split_sentences
-from kmed.text_ko import has_final_consonant, josa
+from kmed.text_ko import has_final_consonant, josa, split_sentences
 
 IGNORE_INDEX = -100  # label value the loss skips (prompt and padding)
 REQUIRED_KEYS = ("id", "task", "question", "context", "answer")

@@ -1,0 +1,68 @@
+"""Built artifacts on disk: atomic folder swaps, manifests and file hashes (ground floor).
+
+    with atomic_folder(Path("indexes/triage")) as tmp:   # build into tmp; swapped in on success
+        (tmp / "model.npz").write_bytes(...)
+        write_manifest(tmp, {"inputs": {...}})
+
+A failed build leaves the previous folder untouched; a reader never sees half a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def files_sha256(paths: list[Path]) -> dict[str, str]:
+    return {p.name: file_sha256(p) for p in sorted(paths)}
+
+
+def swap_in(tmp: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``tmp`` with two renames; the old folder is removed afterwards."""
+    old = folder.parent / f".{folder.name}.old-{os.getpid()}"
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_folder(folder: Path) -> Iterator[Path]:
+    """A temporary sibling of ``folder`` to build into; swapped in only when the block succeeds."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    swap_in(tmp, folder)
+
+
+def write_manifest(folder: Path, manifest: dict) -> None:
+    (Path(folder) / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The folder's manifest, or None when it is missing or unreadable."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
