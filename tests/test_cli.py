@@ -38,7 +38,7 @@ def test_build_then_ask_json_returns_the_contract(env):
 
 
 def test_chat_holds_a_two_turn_conversation(env):
-    done = run(env, "chat", stdin="머리가 아파요\n이틀 됐고 목이 뻣뻣해요\n/sources\n/reset\n/quit\n")
+    done = run(env, "chat", stdin="머리가 아파요\n이틀 됐고 콧물도 나요\n/sources\n/reset\n/quit\n")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "언제부터" in out  # turn 1: one clarifying question

@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+from kmed.agent.classifier import MessageClassifier, load_or_build
 from kmed.agent.red_flags import RedFlagEngine
 from kmed.agent.session import Session
 from kmed.data.kb import KnowledgeBase, load_kb_or_fail
-from kmed.errors import IndexMissingError, IndexStaleError
+from kmed.errors import IndexMissingError, IndexStaleError, KmedError
 from kmed.kg.linker import EntityLinker
 from kmed.llm.base import Generator
 from kmed.paths import default_index_dir
@@ -27,15 +29,20 @@ from kmed.retrieval.hybrid import HybridRetriever
 from kmed.retrieval.index import build_index, check_index, load_index, read_manifest
 from kmed.retrieval.passages import Hit
 
+log = logging.getLogger(__name__)
+
 
 class Assistant:
-    def __init__(self, kb: KnowledgeBase, retriever: HybridRetriever, generator: Generator, load_seconds: float = 0.0):
+    def __init__(self, kb: KnowledgeBase, retriever: HybridRetriever, generator: Generator, load_seconds: float = 0.0,
+                 classifier: MessageClassifier | None = None):
         self.kb = kb
         self.retriever = retriever
         self.linker = retriever.linker
         self.red_flags = RedFlagEngine(kb)
         self.generator = generator
         self.load_seconds = load_seconds
+        # None: the rules and the KG still triage; only the learned layer is missing.
+        self.classifier = classifier
 
     @classmethod
     def load(
@@ -46,6 +53,7 @@ class Assistant:
         generator: Generator | None = None,
         auto_build: bool = True,
         progress=None,
+        classifier_dir: str | Path | None = None,
     ) -> Assistant:
         """Load the KB and its index; a missing or stale index is rebuilt (``auto_build``) or reported."""
         started = time.perf_counter()
@@ -73,7 +81,9 @@ class Assistant:
             from kmed.llm.extractive import ExtractiveGenerator
 
             generator = ExtractiveGenerator()
-        return cls(kb, retriever, generator, load_seconds=time.perf_counter() - started)
+        # The classifier depends only on data/triage, not on the KB, so every index shares one.
+        classifier = _load_classifier(classifier_dir, auto_build)
+        return cls(kb, retriever, generator, load_seconds=time.perf_counter() - started, classifier=classifier)
 
     def session(self) -> Session:
         return Session(self)
@@ -88,3 +98,12 @@ class Assistant:
     def source_names(self, source_ids: list[str]) -> str:
         names = [f"{self.kb.sources[s].publisher} {self.kb.sources[s].title}" if s in self.kb.sources else s for s in source_ids]
         return ", ".join(dict.fromkeys(names))
+
+
+def _load_classifier(folder: Path | None, auto_build: bool) -> MessageClassifier | None:
+    """The learned triage layer; when it cannot be had, say why once and go on with rules and KG."""
+    try:
+        return load_or_build(folder, auto_build=auto_build)
+    except KmedError as exc:
+        log.warning("메시지 분류기 없이 규칙과 지식그래프로만 응급 여부를 판단해요: %s", exc)
+        return None

@@ -40,8 +40,11 @@ _HARMFUL = [
     ("prescription_fraud", re.compile(r"(처방전|진단서|소견서|의무\s*기록|진료\s*기록).{0,15}(위조|조작|만들|만드|가짜|허위|고치|고쳐|변조|바꾸|바꿔|늘리|수정)"
                                       r"|(fake|forge|falsify|alter|manipulate).{0,30}(prescription|medical\s+certificate|patient\s+records?|medical\s+records?)",
                                       re.IGNORECASE)),
-    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이|친구|동료|그\s*사람|누군가)(을|를|에게|한테)?.{0,20}(몰래\s*)?"
-                               r"(먹여|독|해치|죽이|기절시키|아프게|재우|잠들게|중독시키)"
+    # A person word then a verb of harm. Feeding ("아이한테 시럽 먹여요") or poison as a noun ("독사", "독버섯")
+    # is not harm: 먹이다/재우다 count only with 몰래, and 독 only as something put in or given.
+    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이|친구|동료|그\s*사람|누군가)(을|를|에게|한테)?.{0,20}"
+                               r"((몰래|모르게|들키지\s*않게).{0,15}(먹여|먹이|먹일|타서|타면|넣어|넣으|재우|잠들게)"
+                               r"|독(을|약을?)?\s*(타|넣|먹이|먹여|먹일)|해치|죽이|기절시키|아프게\s*하|중독시키)"
                                r"|몰래\s*(먹여|타서|넣어)|(강간|데이트\s*강간|성범죄)\s*약|물뽕|GHB|약을?\s*타서.{0,10}(재우|기절|정신)"
                                r"|(poison|drug|sedate|hurt|harm)\s+(someone|somebody|my\s+\w+|a\s+person|people|others)"
                                r"|make\s+(someone|somebody|people|a\s+person|him|her|them)\s+(sick|ill|pass\s+out)"
@@ -57,15 +60,11 @@ _MEDICAL_HINT = re.compile(
     r"삼켰|삼킨|삼키|물렸|쏘였|데었|화상|쓰러|기절|발작|경련|출혈|피가|소변|오줌|대변|똥|배꼽|아기|애기|신생아|임산부|태동|"
     r"토했|구토|메스|의식|마비|저려|저림|붓|혹이|멍이|상처|가렵|두드러|콧물|가래|목이|배가|눈이|귀가|숨이|"
     r"중독|가스|과다\s*복용|먹었|몸이|컨디션|통증|쑤시|결리|시려|빙글|어질|자살|자해|예방|정신|마음이|위험\s*신호|"
+    r"부작용|영양제|파스|연고|"
     # Single-syllable body words count only as whole words ("코가", not "비트코인").
     r"(?<![가-힣])(?:코|눈|귀|배|목|피|열|살|약|숨|잠|술|병|멍)(?:이|가|을|를|은|는|에|도|만|좀|\s|$)|"
-    r"pain|fever|cough|doctor|medicine|drug|symptom|sick|hospital|pregnan|health|dose)",
-    re.IGNORECASE,
-)
-_OFF_TOPIC = re.compile(
-    r"(주식|코인|비트코인|부동산|날씨|맛집|여행|영화|드라마|노래|가사|게임|축구|야구|선거|정치|대통령|숙제|코딩|프로그램|"
-    r"파이썬|번역해|시\s*(를|좀)?\s*써|소설|레시피|연애|로또|환율|"
-    r"stock|bitcoin|weather|recipe|movie|song|lyrics|football|election|homework|python\s+code|write\s+a\s+poem)",
+    r"pain|fever|cough|doctor|medicine|drug|symptom|sick|hospital|pregnan|health|dose|pill|tablet|vaccin|"
+    r"allerg|protein|vitamin|diet|nicotine|antihistamine|antibiotic|blood|injur|infect|malaria|disease)",
     re.IGNORECASE,
 )
 
@@ -113,7 +112,7 @@ def harmful_category(text: str) -> str | None:
 
 _SELF_HARM = re.compile(
     r"(죽고\s*싶|죽어\s*버리고|자살|자해|목숨을\s*끊|살고\s*싶지\s*않|사라지고\s*싶|극단적\s*선택|손목을\s*긋|"
-    r"kill\s+myself|suicid|end\s+my\s+life|self[- ]harm)",
+    r"kill\s+myself|suicid|end\s+my\s+life|self[- ]harm|(don'?t|do\s+not)\s+want\s+to\s+(live|be\s+alive)|want\s+to\s+die)",
     re.IGNORECASE,
 )
 
@@ -130,10 +129,9 @@ def is_self_harm(text: str) -> bool:
     return bool(_SELF_HARM.search(text))
 
 
-def is_out_of_scope(text: str, has_medical_entities: bool) -> bool:
-    if has_medical_entities:
-        return False
-    return bool(_OFF_TOPIC.search(text)) or not _MEDICAL_HINT.search(text)
+def looks_medical(text: str) -> bool:
+    """Words of the body, symptoms, care or medicines (Korean or English)."""
+    return bool(_MEDICAL_HINT.search(text))
 
 
 def is_hypothetical(text: str) -> bool:

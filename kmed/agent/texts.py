@@ -25,6 +25,14 @@ HARMFUL = {
     "controlled_drugs": "처방 없이 전문의약품이나 마약류를 구하는 방법은 알려 드릴 수 없어요. 필요한 약이 있다면 진료를 받고 처방을 받으세요. 불면이나 통증 때문이라면 어떤 증상인지 알려 주시면 도움이 되는 정보를 드릴게요.",
     "prescription_fraud": "처방전이나 진단서를 위조하거나 고치는 일은 도와드릴 수 없어요. 필요한 서류는 진료받은 병원에서 정식으로 발급받을 수 있어요.",
     "harm_others": "다른 사람에게 해를 끼칠 수 있는 요청은 도와드릴 수 없어요. 누군가 위험에 처해 있다면 112나 119에 연락하세요.",
+    "harmful_general": "그 요청은 누군가에게 해가 될 수 있어 도와드릴 수 없어요. 누군가 위험에 처해 있다면 112나 119에 연락하세요.",
+}
+# Added under an emergency reply when the same message also asked for something harmful.
+REFUSE_TOO = {
+    "lethal_dose": "※ 약의 치명적인 양은 알려 드릴 수 없어요. 마음이 힘드시면 109나 1577-0199에 연락하세요.",
+    "controlled_drugs": "※ 처방 없이 약을 구하는 방법은 알려 드릴 수 없어요.",
+    "prescription_fraud": "※ 처방전이나 진단서를 위조하는 일은 도와드릴 수 없어요.",
+    "harm_others": "※ 다른 사람을 해칠 수 있는 방법은 알려 드릴 수 없어요.",
 }
 HARMFUL_REASON = {
     "lethal_dose": "치명적 용량 요청",
@@ -32,6 +40,7 @@ HARMFUL_REASON = {
     "controlled_drugs": "처방 없는 전문의약품·마약류 요청",
     "prescription_fraud": "처방전·진단서 위조 요청",
     "harm_others": "타인 위해 요청",
+    "harmful_general": "위해 가능성이 있는 요청",
 }
 
 ASK_DURATION = "언제부터 그런 증상이 있었나요? (예: 오늘 아침부터, 사흘째) 함께 나타나는 다른 증상이 있으면 같이 알려 주세요."
@@ -41,6 +50,7 @@ NEED_MORE_INFO = "판단에 필요한 정보를 묻는 중"
 REPORT_INTRO = "말씀하신 증상({symptoms})과 관련된 정보를 정리했어요. 아래는 가능성일 뿐 진단이 아니에요."
 REPORT_REASON = "응급 신호는 없지만 증상이 있어 진료를 권해요"
 INFO_REASON = "정보 질문"
+MYTH_INTRO = "흔히 알려진 말과 근거가 다를 수 있어, 근거 자료에 나온 내용을 정리했어요."
 DRUG_SAFETY_HEADING = "약 안전 확인 (말씀하신 상황 기준)"
 DEPARTMENT_LINE = "{departments}에서 진료를 받아 보세요."
 DEFAULT_DEPARTMENT = "가정의학과 또는 내과"

@@ -2,7 +2,7 @@
 
     kmed ask --json "역류성식도염이 있는데 가슴이 쓰리고 신물이 올라와요"
     kmed chat [--model PATH --adapter PATH --quantize int8|nf4]
-    kmed build all [--if-missing] [--with-processed]
+    kmed build all [--if-missing] [--with-processed]      # kg, index and the message classifier
 """
 
 from __future__ import annotations
@@ -200,15 +200,31 @@ def _build(what: str, if_missing: bool, with_processed: bool, index_dir: Path | 
         problem = check_index(folder, kb, config)
         if if_missing and problem is None:
             console.print(f"✓ 검색 인덱스가 최신이에요 ({folder})")
-            return
-        with progress_bar() as progress:
-            task = progress.add_task("검색 인덱스", total=1.0)
-            manifest = build_index(kb, folder, config, with_processed=with_processed,
-                                   progress=lambda m, f: progress.update(task, description=f"검색 인덱스: {m}", completed=f))
-        counts = manifest["counts"]
-        dense = manifest.get("dense") or {}
-        console.print(f"✓ 검색 인덱스: 문단 {counts['passages']}개, {manifest['build_seconds']}초, "
-                      f"임베딩 {dense.get('embedded', 0)}개 새로 계산·{dense.get('reused', 0)}개 재사용 → {folder}")
+        else:
+            with progress_bar() as progress:
+                task = progress.add_task("검색 인덱스", total=1.0)
+                manifest = build_index(kb, folder, config, with_processed=with_processed,
+                                       progress=lambda m, f: progress.update(task, description=f"검색 인덱스: {m}", completed=f))
+            counts = manifest["counts"]
+            dense = manifest.get("dense") or {}
+            console.print(f"✓ 검색 인덱스: 문단 {counts['passages']}개, {manifest['build_seconds']}초, "
+                          f"임베딩 {dense.get('embedded', 0)}개 새로 계산·{dense.get('reused', 0)}개 재사용 → {folder}")
+    if what in ("classifier", "all"):
+        _build_classifier(if_missing)
+
+
+def _build_classifier(if_missing: bool) -> None:
+    from kmed.agent import classifier
+
+    folder = classifier.default_folder()
+    if if_missing and classifier.problem(folder) is None:
+        console.print(f"✓ 메시지 분류기가 최신이에요 ({folder})")
+        return
+    started = time.perf_counter()
+    with console.status("메시지 분류기 학습 중 (data/triage, 1–2분)…"):
+        manifest = classifier.build(folder)
+    console.print(f"✓ 메시지 분류기: 발화 {manifest['counts']['triage']}개(응급도)·{manifest['counts']['intent']}개(의도), "
+                  f"{time.perf_counter() - started:.0f}초 → {folder}")
 
 
 def _build_command(what: str):
@@ -221,12 +237,13 @@ def _build_command(what: str):
 
     command.__doc__ = {"kg": "Compile the KB into the knowledge graph (indexes/kg).",
                        "index": "Build the search index (indexes/default).",
-                       "all": "Build the knowledge graph and the search index."}[what]
+                       "classifier": "Train the message classifier from data/triage (indexes/triage).",
+                       "all": "Build the knowledge graph, the search index and the message classifier."}[what]
     return command
 
 
 def register(app: typer.Typer) -> None:
     app.command("ask")(ask)
     app.command("chat")(chat)
-    for what in ("kg", "index", "all"):
+    for what in ("kg", "index", "classifier", "all"):
         build_app.command(what)(_build_command(what))

@@ -209,6 +209,8 @@ def _check_references(kb: KnowledgeBase) -> list[KBError]:
         check(c, "drugs", c.drugs, (kb.drugs,))
         check(c, "complications", c.complications, (kb.conditions,))
         check(c, "is_a", c.is_a, (kb.conditions,))
+        if c.urgency:
+            check(c, "urgency.sources", c.urgency.sources, (kb.sources,))
         check(c, "risk_factors", [r for r in c.risk_factors if r.startswith("cond.")], (kb.conditions,))
     for s in kb.symptoms.values():
         check(s, "departments", s.departments, (kb.departments,))

@@ -159,8 +159,20 @@ class ConditionSymptoms(Strict):
     red_flag: list[str] = Field(default_factory=list)
 
 
+class Urgency(Strict):
+    """How soon a condition needs care when it presents acutely, with the source that says so.
+
+    A condition without ``urgency`` is ``routine``: none of its typical presentations needs same-day care.
+    """
+
+    level: Literal["emergency", "urgent"]
+    reason: str = Field(min_length=10, description="Why, in one Korean 해요체 sentence.")
+    sources: list[str] = Field(min_length=1)
+
+
 class Condition(Entry):
     codes: Codes = Field(default_factory=Codes)
+    urgency: Urgency | None = None
     departments: list[str] = Field(min_length=1)
     symptoms: ConditionSymptoms
     tests: list[str] = Field(default_factory=list)

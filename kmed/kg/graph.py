@@ -61,6 +61,11 @@ def build_graph(kb: KnowledgeBase) -> nx.MultiDiGraph:
     graph = nx.MultiDiGraph()
     for entry in kb.entities():
         graph.add_node(entry.id, type=node_type(entry.id), name=entry.name)
+    for c in kb.conditions.values():
+        urgency = c.urgency
+        graph.nodes[c.id].update(urgency=urgency.level if urgency else "routine",
+                                 urgency_sources=list(urgency.sources) if urgency else [],
+                                 urgency_reason=urgency.reason if urgency else "")
     for rule in kb.red_flags.values():
         graph.add_node(rule.id, type="red_flag", name=rule.name, level=rule.level)
 
