@@ -45,3 +45,23 @@ def test_summary_rates():
     assert report["pass_rate"] == 0.5 and report["emergency_recall"] == 0.5
     assert report["over_triage_rate"] == 0.5 and report["citation_coverage"] == 0.9
     assert report["refusal_precision"] == 1.0 and report["refusal_recall"] == 1.0
+
+
+def test_the_consultation_split_is_the_seeded_one():
+    """consult_dev/consult_test are exactly the seeded-hash split of the writers' cases, disjoint."""
+    from kmed.eval.grounded_eval import SETS, load_cases
+    from kmed.eval.splits import split_ids
+
+    dev = [c["id"] for c in load_cases(SETS["dev"])]
+    test = [c["id"] for c in load_cases(SETS["test"])]
+    assert len(dev) + len(test) >= 900 and not set(dev) & set(test)
+    assert split_ids(dev + test) == (set(dev), set(test))
+
+
+def test_reply_type_is_judged():
+    from kmed.agent.reply import Reply
+    from kmed.eval.grounded_eval import judge
+
+    assert judge(Reply(answer="…", kind="clarify"), {"reply_type": "answer"}) == {"reply_type": False}
+    assert judge(Reply(answer="…", kind="emergency"), {"reply_type": "escalate"}) == {"reply_type": True}
+    assert judge(Reply(answer="…", kind="refusal", refused=True), {"reply_type": "refuse"}) == {"reply_type": True}

@@ -1,7 +1,7 @@
 """``kmed eval {retrieval,grounded}`` and ``kmed bench {retrieval,agent}``.
 
     kmed eval retrieval --json                 # data/eval/retrieval_dev.jsonl
-    kmed eval grounded --json [--model PATH]   # data/eval/grounded_dev.jsonl
+    kmed eval grounded --json [--set dev|test|regression] [--model PATH]
     kmed bench retrieval --json [--scales 100000,1000000]
     kmed bench agent --json
 
@@ -45,7 +45,9 @@ def to_markdown(report: dict, title: str) -> str:
         for key, value in report.items():
             if key != "failures":
                 lines.append(f"- **{key}**: {json.dumps(value, ensure_ascii=False)}")
-        if report.get("failures"):
+        if isinstance(report.get("failures"), str):
+            lines.append(f"\nfailures: {report['failures']}")
+        elif report.get("failures"):
             lines.append(f"\n{len(report['failures'])} failing cases (first 10):")
             for row in report["failures"][:10]:
                 lines.append(f"- {row.get('id')}: {json.dumps(row.get('checks', row), ensure_ascii=False)[:200]}")
@@ -79,7 +81,9 @@ def eval_retrieval(
 
 @eval_app.command("grounded")
 def eval_grounded(
-    data: Path = typer.Option(None, "--data", help="JSONL dev set (default: data/eval/grounded_dev.jsonl)"),
+    which: str = typer.Option("dev", "--set", help="dev | test (locked: report only) | regression"),
+    data: Path = typer.Option(None, "--data", help="JSONL case file (overrides --set)"),
+    show_failures: bool = typer.Option(False, "--show-failures", help="List failing cases of the locked test set too"),
     model: str = typer.Option(None, "--model", help="Evaluate with this LLM instead of the extractive default"),
     adapter: str = typer.Option(None, "--adapter"),
     as_json: bool = typer.Option(False, "--json"),
@@ -87,11 +91,17 @@ def eval_grounded(
 ) -> None:
     """Case pass rate, emergency recall, over-triage, citation coverage, refusal precision/recall, latency."""
     from kmed import Assistant
-    from kmed.eval.grounded_eval import evaluate, load_cases
+    from kmed.errors import KmedError
+    from kmed.eval.grounded_eval import SETS, evaluate, load_cases
     from kmed.llm.factory import load_generator
 
-    cases = load_cases(data)
+    if data is None and which not in SETS:
+        raise KmedError(f"평가 세트 '{which}'를 몰라요.", f"--set 은 {', '.join(SETS)} 중 하나예요.")
+    cases = load_cases(data or SETS[which])
     report = evaluate(Assistant.load(generator=load_generator(model, adapter=adapter)), cases)
+    report["set"] = str(data) if data else which
+    if which == "test" and data is None and not show_failures:
+        report["failures"] = f"{len(report['failures'])}건 (잠긴 시험 세트: --show-failures 로만 표시)"
     _emit(report, as_json, out, "Grounded consultation evaluation")
 
 

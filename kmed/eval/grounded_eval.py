@@ -1,6 +1,14 @@
 """Grounded consultation evaluation on a dev set of patient-voice cases (single and multi-turn).
 
-    kmed eval grounded --json [--data data/eval/grounded_dev.jsonl] [--model PATH]
+    kmed eval grounded --json [--set dev|test|regression] [--data FILE] [--model PATH]
+
+Sets (``--set``):
+- ``dev`` (default): ``data/eval/consult_dev.jsonl``, two thirds of a consultation set written by
+  people who never saw kmed's rules, KB or code. Tune on this one only.
+- ``test``: ``data/eval/consult_test.jsonl``, the locked third of the same set (a seeded hash chose
+  it once, ``kmed.eval.splits``). Run it only to report, beside dev; failures are not printed
+  unless ``--show-failures`` is given, so nobody tunes to them.
+- ``regression``: ``data/eval/grounded_dev.jsonl``, the team's own 214 cases.
 
 Each dev line::
 
@@ -12,11 +20,15 @@ The last reply is judged. A case passes when every given expectation holds:
 - ``triage``: the level matches; ``routine`` and ``self_care`` count as one group;
 - ``refused``: equal; ``departments_any``: at least one named department is suggested;
 - ``key_facts``: each item (alternatives split by ``|``) occurs in the answer text;
-- ``entities_any``: at least one id among the reply's entities.
+- ``entities_any``: at least one id among the reply's entities;
+- ``reply_type``: ``escalate`` (an emergency or urgent reply), ``answer`` (a direct answer: not a
+  clarifying question, not a refusal), ``refuse`` (a refusal).
 
 Also reported: emergency recall (expected emergency → replied emergency; must be 1.0), over-triage
 (a higher level than expected), citation coverage (supported / medical sentences, from the output
-guard), refusal precision and recall, and per-turn latency.
+guard), quoted-sentence fragments (cited sentences that are not whole sentences; must be 0),
+refusal precision and recall, per-category pass rates (the case's ``category`` or first tag), and
+per-turn latency.
 """
 
 from __future__ import annotations
@@ -28,7 +40,11 @@ from pathlib import Path
 from kmed.eval.dataset import read_cases
 from kmed.paths import PROJECT_ROOT
 
-DEFAULT_DATA = PROJECT_ROOT / "data" / "eval" / "grounded_dev.jsonl"
+EVAL_DIR = PROJECT_ROOT / "data" / "eval"
+SETS = {"dev": EVAL_DIR / "consult_dev.jsonl", "test": EVAL_DIR / "consult_test.jsonl",
+        "regression": EVAL_DIR / "grounded_dev.jsonl"}
+DEFAULT_DATA = SETS["regression"]
+REPLY_TYPES = {"escalate", "answer", "refuse"}
 LEVEL_RANK = {"info": 0, "self_care": 1, "routine": 1, "urgent": 2, "emergency": 3}
 LEVELS = set(LEVEL_RANK)
 
@@ -37,6 +53,7 @@ def _parse_case(case: dict) -> dict:
     assert case["turns"] and isinstance(case["expect"], dict), "needs turns and expect"
     level = case["expect"].get("triage")
     assert level is None or level in LEVELS, f"unknown triage level {level}"
+    assert case["expect"].get("reply_type") in (None, *REPLY_TYPES), f"unknown reply_type {case['expect'].get('reply_type')}"
     return case
 
 
@@ -57,12 +74,15 @@ def judge(reply, expect: dict) -> dict[str, bool]:
         checks["key_facts"] = all(any(alt.strip() in reply.answer for alt in fact.split("|")) for fact in expect["key_facts"])
     if expect.get("entities_any"):
         checks["entities"] = bool(set(expect["entities_any"]) & {e["id"] for e in reply.entities})
+    if expect.get("reply_type"):
+        got = "escalate" if reply.kind == "emergency" else "refuse" if reply.refused else reply.kind
+        checks["reply_type"] = got == expect["reply_type"]
     return checks
 
 
 def evaluate(assistant, cases: list[dict]) -> dict:
     rows, latencies = [], []
-    medical = supported = 0
+    medical = supported = fragments = 0
     for case in cases:
         session = assistant.session()
         reply = None
@@ -72,14 +92,17 @@ def evaluate(assistant, cases: list[dict]) -> dict:
             latencies.append((time.perf_counter() - started) * 1000)
         medical += reply.verification.get("medical_sentences", 0)
         supported += reply.verification.get("supported", 0)
+        fragments += reply.verification.get("fragments", 0)
         checks = judge(reply, case["expect"])
-        rows.append({"id": case["id"], "passed": all(checks.values()), "checks": checks, "expected": case["expect"],
+        category = case.get("category") or (case.get("tags") or ["-"])[0]
+        rows.append({"id": case["id"], "category": category, "passed": all(checks.values()), "checks": checks,
+                     "expected": case["expect"],
                      "got": {"triage": reply.triage.level, "refused": reply.refused, "departments": reply.departments,
                              "kind": reply.kind}, "turns": case["turns"], "answer": reply.answer[:300]})
-    return summarize(rows, latencies, medical, supported)
+    return summarize(rows, latencies, medical, supported, fragments)
 
 
-def summarize(rows: list[dict], latencies: list[float], medical: int, supported: int) -> dict:
+def summarize(rows: list[dict], latencies: list[float], medical: int, supported: int, fragments: int = 0) -> dict:
     def rate(numerator: int, denominator: int) -> float | None:
         return round(numerator / denominator, 4) if denominator else None
 
@@ -97,9 +120,19 @@ def summarize(rows: list[dict], latencies: list[float], medical: int, supported:
         "emergency_cases": len(expected_emergency),
         "over_triage_rate": rate(len(over), len(non_emergency)),
         "citation_coverage": rate(supported, medical),
+        "quoted_fragments": fragments,
         "refusal_precision": rate(len(true_refusals), len(refused)),
         "refusal_recall": rate(len(true_refusals), len(refusal_expected)),
         "turn_latency_ms": {"p50": round(statistics.median(ordered), 2) if ordered else None,
                             "p95": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 2) if ordered else None},
+        "per_category": {c: {"cases": len(rs), "pass_rate": rate(sum(r["passed"] for r in rs), len(rs))}
+                         for c, rs in sorted(_by_category(rows).items())},
         "failures": [r for r in rows if not r["passed"]],
     }
+
+
+def _by_category(rows: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row.get("category", "-"), []).append(row)
+    return groups
