@@ -46,7 +46,7 @@ def test_build_is_deterministic_and_predicts(data_dir, tmp_path):
     prediction = m1.predict("엄마가 가슴을 쥐어짜듯 아파하고 식은땀이 나요")
     assert prediction.top("triage")[0] == "emergency"
     assert abs(sum(prediction.intent.values()) - 1.0) < 1e-5
-    assert m1.nearest_target("가슴이 쥐어짜듯 아파요", "emergency") == "rf.acute_chest_pain"
+    assert m1.nearest_targets("가슴이 쥐어짜듯 아파요", "emergency")[0][0] == "rf.acute_chest_pain"
 
 
 def test_missing_stale_and_corrupt_models_are_rebuilt(data_dir, tmp_path):

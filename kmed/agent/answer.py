@@ -121,7 +121,7 @@ def answer(turn: Turn):
         lines.append("■ " + texts.DRUG_SAFETY_HEADING)
         lines.extend(f"- ⚠ {warning}" for _, warning, _ in safety)
     if departments:
-        lines.append("■ 진료과")
+        lines.append(texts.DEPARTMENTS_HEADING)
         lines.append("- " + texts.DEPARTMENT_LINE.format(departments=", ".join(departments)))
     lines.append(texts.DISCLAIMER)
     triage = Triage("routine", [texts.REPORT_REASON]) if report else Triage("info", [texts.INFO_REASON])

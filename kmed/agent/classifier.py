@@ -33,7 +33,7 @@ from kmed.artifacts import atomic_folder, files_sha256, read_manifest, write_man
 from kmed.errors import KmedError
 from kmed.paths import PROJECT_ROOT, default_index_dir
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DIM = 1 << 18
 TRIAGE_LABELS = ["emergency", "urgent", "self_harm", "none"]
 INTENT_LABELS = ["symptom_report", "info_question", "self_care_question", "drug_question", "misinformation",
@@ -89,24 +89,24 @@ class Prediction:
 
 
 class MessageClassifier:
-    """Per head: labels, weights (labels × DIM, float32) and intercepts; plus the training
-    utterances of urgent situations (sparse rows) with the rule or condition each one describes."""
+    """Per head: labels, weights (labels × DIM, float32) and intercepts; plus one centroid per urgent
+    situation (the L2-normalised mean of its training utterances) with the rule or condition it is."""
 
-    def __init__(self, heads: dict[str, tuple[list[str], np.ndarray, np.ndarray]], examples=None,
+    def __init__(self, heads: dict[str, tuple[list[str], np.ndarray, np.ndarray]], centroids=None,
                  targets: list[str] | None = None, levels: list[str] | None = None):
         self.heads = heads
-        self.examples = examples  # scipy-free CSR triple (data, indices, indptr) or None
+        self.centroids = centroids  # scipy-free CSR triple (data, indices, indptr), a row per target, or None
         self.targets = targets or []
         self.levels = np.array(levels or [])
-        if examples is not None:  # feature-major order, so a query reads only the rows sharing its features
-            data, indices, indptr = examples
+        if centroids is not None:  # feature-major order, so a query reads only the rows sharing its features
+            data, indices, indptr = centroids
             order = np.argsort(indices, kind="stable")
             self._by_feature = (indices[order], np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))[order], data[order])
 
-    def nearest_target(self, text: str, level: str | None = None) -> str | None:
-        """The rule or condition whose training utterance is most similar (cosine) to ``text``."""
-        if self.examples is None or not self.targets:
-            return None
+    def nearest_targets(self, text: str, level: str | None = None, k: int = 2) -> list[tuple[str, float]]:
+        """The ``k`` rules or conditions whose centroid is most similar (cosine) to ``text``, best first."""
+        if self.centroids is None or not self.targets:
+            return []
         feature_ids, rows, values = self._by_feature
         feats = features(text)
         keys = np.fromiter(feats, dtype=np.int64, count=len(feats))
@@ -117,8 +117,8 @@ class MessageClassifier:
                 np.add.at(scores, rows[start:end], values[start:end] * feats[int(key)])
         if level:
             scores = np.where(self.levels == level, scores, -1.0)
-        best = int(np.argmax(scores))
-        return self.targets[best] if scores[best] > 0 else None
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.targets[i], float(scores[i])) for i in order if scores[i] > 0]
 
     def predict(self, text: str) -> Prediction:
         feats = features(text)
@@ -137,8 +137,8 @@ class MessageClassifier:
         for head, (_, weights, bias) in self.heads.items():
             arrays[f"{head}_weights"] = weights.astype(np.float16)
             arrays[f"{head}_bias"] = bias.astype(np.float32)
-        if self.examples is not None:
-            arrays["examples_data"], arrays["examples_indices"], arrays["examples_indptr"] = self.examples
+        if self.centroids is not None:
+            arrays["centroids_data"], arrays["centroids_indices"], arrays["centroids_indptr"] = self.centroids
         np.savez_compressed(folder / MODEL_FILE, **arrays)
         labels = {h: names for h, (names, _, _) in self.heads.items()}
         labels.update(targets=self.targets, levels=self.levels.tolist())
@@ -149,12 +149,12 @@ class MessageClassifier:
         labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
         with np.load(folder / MODEL_FILE) as data:
             heads = {h: (labels[h], data[f"{h}_weights"].astype(np.float32), data[f"{h}_bias"]) for h in HEADS}
-            examples = ((data["examples_data"], data["examples_indices"], data["examples_indptr"])
-                        if "examples_data" in data else None)
+            centroids = ((data["centroids_data"], data["centroids_indices"], data["centroids_indptr"])
+                         if "centroids_data" in data else None)
         for head, (names, weights, bias) in heads.items():
             if weights.shape != (len(names), DIM) or bias.shape != (len(names),):
                 raise ValueError(f"{head} head has shape {weights.shape}")
-        return cls(heads, examples, labels.get("targets"), labels.get("levels"))
+        return cls(heads, centroids, labels.get("targets"), labels.get("levels"))
 
 
 def read_training(data_dir: Path = DEFAULT_DATA_DIR) -> list[dict]:
@@ -210,10 +210,27 @@ def train(rows: list[dict]) -> MessageClassifier:
         bias[model.classes_] = model.intercept_
         bias[[i for i in range(len(labels)) if i not in set(model.classes_)]] = -1e4  # a label with no data never wins
         heads[head] = (labels, weights, bias)
-    urgent = [r for r in rows if r.get("target") and r.get("triage") in ("emergency", "urgent")]
-    matrix = _matrix([r["text"] for r in urgent])
-    examples = (matrix.data.astype(np.float32), matrix.indices.astype(np.int32), matrix.indptr.astype(np.int32))
-    return MessageClassifier(heads, examples, [r["target"] for r in urgent], [r["triage"] for r in urgent])
+    return MessageClassifier(heads, *_centroids([r for r in rows if r.get("target") and r.get("triage") in ("emergency", "urgent")]))
+
+
+def _centroids(rows: list[dict]):
+    """One L2-normalised mean feature row per target, its most frequent level, as a CSR triple."""
+    from collections import Counter
+
+    from scipy.sparse import csr_matrix, vstack
+
+    targets = sorted({r["target"] for r in rows})
+    matrix = _matrix([r["text"] for r in rows])
+    centroids, levels = [], []
+    for target in targets:
+        picked = [i for i, r in enumerate(rows) if r["target"] == target]
+        mean = csr_matrix(matrix[picked].sum(axis=0))
+        mean = mean / (np.sqrt(mean.multiply(mean).sum()) or 1.0)
+        centroids.append(csr_matrix(mean, dtype=np.float32))
+        levels.append(Counter(rows[i]["triage"] for i in picked).most_common(1)[0][0])
+    stacked = vstack(centroids).tocsr() if centroids else csr_matrix((0, DIM), dtype=np.float32)
+    triple = (stacked.data.astype(np.float32), stacked.indices.astype(np.int32), stacked.indptr.astype(np.int32))
+    return triple, targets, levels
 
 
 def default_folder() -> Path:

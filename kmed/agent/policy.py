@@ -115,7 +115,7 @@ def analyse(session, clean) -> Turn:
             escalations.append(from_rule(flag.rule))
         # 2. the KG's urgent conditions, over the symptoms of the whole session
         escalations += kg_layer(a.kb, a.retriever.queries, state.symptoms())
-    escalations += classifier_layer(a.kb, a.classifier, text, prediction)  # 3. the learned layer
+    escalations += classifier_layer(a.kb, a.classifier, text, prediction, state.profile)  # 3. the learned layer
     turn.escalations = most_severe_first(escalations)
     for e in turn.escalations:
         if e.layer != "rules" and all(x.cite_id != e.cite_id or x.name != e.name for x in state.escalations):
@@ -173,6 +173,10 @@ def check_harmful(turn: Turn) -> Reply | None:
     category = turn.harmful
     # The classifier learned Korean; English requests rely on the rules' English patterns alone.
     if category is None and turn.intent_is("harmful", confidence=HARMFUL_CONFIDENCE) and not g.is_english(turn.text):
+        if not (turn.mentions or g.looks_medical(turn.text)):
+            # Heard as harmful and not about health at all: kmed only does health, so it redirects
+            # rather than judging a question it was never built to judge (e.g. a contentious social one).
+            return Reply(answer=texts.OUT_OF_SCOPE, refused=True, kind="refusal", notices=turn.notices)
         category = "harmful_general"
     if category is None:
         return None
@@ -304,4 +308,4 @@ def reply_self_harm(turn: Turn, escalations: list[Escalation]) -> Reply:
     reasons = [e.name for e in escalations] or [texts.SELF_HARM_REASON]
     answer = texts.SELF_HARM + ("" if not citations else " [1]") + "\n" + texts.DISCLAIMER
     return Reply(answer=answer, citations=citations, triage=Triage("emergency", reasons, ["109", "1577-0199", "119"]),
-                 entities=turn.entities, departments=["정신건강의학과"], kind="emergency", notices=turn.notices)
+                 entities=turn.entities, departments=[texts.PSYCHIATRY], kind="emergency", notices=turn.notices)

@@ -58,7 +58,17 @@ NOTHING_FOUND = "죄송해요, 이 질문에 답할 근거를 지식베이스에
 NOTHING_FOUND_REASON = "근거 부족"
 
 PEDIATRICS = "소아청소년과"
+PSYCHIATRY = "정신건강의학과"
+DEPARTMENTS_HEADING = "■ 진료과"
 OBSTETRICS = "산부인과"
+# Escalations the KG or the classifier raise (kmed.agent.triage): what to do, and why when no rule is named.
+CONDITION_ACTION = {"emergency": "지금 바로 119에 전화하거나 가까운 응급실로 가세요.",
+                    "urgent": "오늘 안에(24시간 이내) 진료를 받고, 심해지면 119에 전화하세요."}
+LEARNED_NAME = {"emergency": "응급일 수 있는 증상", "urgent": "빨리 진료가 필요할 수 있는 증상"}
+LEARNED_REASON = {"emergency": "말씀하신 증상은 바로 응급 진료가 필요한 상황과 비슷해요.",
+                  "urgent": "말씀하신 증상은 빨리 진료를 받아야 하는 상황과 비슷해요."}
+LEARNED_ACTION = {"emergency": "증상이 시작된 시각을 기억해 두고, 119 상담원의 안내를 따르세요.",
+                  "urgent": "증상이 심해지거나 새 증상이 생기면 바로 119에 전화하세요."}
 STILL_EMERGENCY = "🚨 앞에서 말씀하신 내용({reason})은 응급 신호예요. 지금 괜찮아 보여도 바로 119에 전화하거나 응급실로 가세요."
 STILL_URGENT = "⚠ 앞에서 말씀하신 내용({reason}) 때문에 오늘 안에 진료를 받으셔야 해요."
 UNDERSTOOD = "말씀하신 증상은 {symptoms}(으)로 이해했어요."
