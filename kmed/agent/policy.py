@@ -97,9 +97,8 @@ def analyse(session, clean) -> Turn:
     turn.hypothetical = g.is_hypothetical(text) or g.is_past_reference_question(text)
     turn.information = g.is_information_question(text)
     turn.harmful = g.harmful_category(text)
-    seen = set()
-    turn.entities = [{"id": m.id, "name": m.name, "type": m.type} for m in turn.mentions
-                     if not m.negated and not (m.id in seen or seen.add(m.id))]
+    turn.entities = list({m.id: {"id": m.id, "name": m.name, "type": m.type}
+                          for m in turn.mentions if not m.negated}.values())  # one per id, first mention's place
     prediction = a.classifier.predict(text) if a.classifier is not None else None
     turn.intent_probs = prediction.intent if prediction else {}
 

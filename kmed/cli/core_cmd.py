@@ -190,9 +190,9 @@ def _build(what: str, if_missing: bool, with_processed: bool, index_dir: Path | 
                     "edges": graph.number_of_edges(), "extra_edges": extra,
                     "build_seconds": round(time.perf_counter() - started, 2)}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        from kmed.retrieval.index import _swap_in
+        from kmed.artifacts import swap_in
 
-        _swap_in(tmp, folder)
+        swap_in(tmp, folder)
         console.print(f"✓ 지식그래프: 노드 {manifest['nodes']}, 엣지 {manifest['edges']} → {folder}")
     if what in ("index", "all"):
         folder = index_dir or root / "default"

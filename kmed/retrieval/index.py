@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kmed.artifacts import swap_in
 from kmed.data.kb import KnowledgeBase, load_kb_or_fail
 from kmed.errors import IndexMissingError, IndexStaleError
 from kmed.kg.graph import build_graph, graph_from_json, graph_to_json, merge_extra_edges
@@ -179,20 +180,12 @@ def build_index(
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
         step("교체", 0.98)
-        _swap_in(tmp, folder)
+        swap_in(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     step("완료", 1.0)
     return manifest
-
-
-def _swap_in(tmp: Path, folder: Path) -> None:
-    old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _build_dense(kb, analyzer, passages, config, out: Path, previous: Path, step) -> dict:
