@@ -17,11 +17,15 @@ _AGE_MONTHS = re.compile(r"(?:생후\s*(\d{1,2})\s*개월|(\d{1,2})\s*개월\s*(
 _AGE_DAYS = re.compile(r"(?:생후\s*(\d{1,3})\s*일|(\d{1,3})\s*일\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
 _AGE_WEEKS_BABY = re.compile(r"(?:생후\s*(\d{1,2})\s*주|(\d{1,2})\s*주\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
 _AGE_YEARS = re.compile(r"(?:만\s*)?(\d{1,3})\s*(?:살|세)(?!\s*(?:번|회|때부터|쯤부터))")
-_AGE_DECADE = re.compile(r"(\d)0\s*대\s*(?:초반|중반|후반)?\s*(?:남성|여성|남자|여자|이에요|예요|인데|입니다|엄마|아빠|직장인)?")
+_AGE_YEARS_WORDS = re.compile(r"(?<![가-힣])(다섯|여섯|일곱|여덟|아홉|한|두|세|네|열)\s*살")
+_AGE_DECADE = re.compile(r"(\d)0\s*대\s*(?:초반|중반|후반)?\s*(?:남성|여성|남자|여자|이에요|예요|인데|입니다|엄마|아빠|직장인|아버지|어머니|할머니|할아버지|남편|아내|부모님)?")
 _PREGNANT_WEEKS = re.compile(r"임신\s*(\d{1,2})\s*주")
-_PREGNANT = re.compile(r"(임신\s*(?:중|했|한\s*지|초기|중기|말기|했어요|이에요|예요|상태)|임산부|임신부|임부|뱃속\s*아기|태동)")
+_PREGNANT = re.compile(r"(임신\s*(?:중|했|한\s*지|초기|중기|후기|말기|막달|했어요|이에요|예요|상태)|임산부|임신부|임부|뱃속\s*아기|태동"
+                       r"|만삭|막달|(?i:pregnan|preg\s*\d))")
 _NOT_PREGNANT = re.compile(r"임신\s*(?:은|이)?\s*(?:아니|안\s*했|안했|하지\s*않)")
-_CHILD = re.compile(r"(아기|애기|신생아|영아|유아|우리\s*아이|아이가|아이는|아들|딸|초등학생|유치원)")
+# School grades count too: 초1–6, 중1–3, 고1–3 are children for 소아청소년과 (up to 18).
+_CHILD = re.compile(r"(아기|애기|신생아|영아|유아|우리\s*아이|아이가|아이는|우리\s*애|애가|애는|아들|딸|초등학생|유치원"
+                    r"|중학생|고등학생|(?<![가-힣0-9])(?:초|중|고)\s*[1-6](?![0-9]))")
 _MALE = re.compile(r"(남자|남성|아들|남편|남아)")
 _FEMALE = re.compile(r"(여자|여성|딸|아내|여아|임신|생리)")
 _DURATION = re.compile(
@@ -90,8 +94,8 @@ def extract_profile(text: str, mentions=()) -> dict:
     elif m := _AGE_MONTHS.search(text):
         found["age_months"] = _first_int(m)
         found["is_child"] = True
-    if m := _AGE_YEARS.search(text):
-        years = int(m.group(1))
+    if m := _AGE_YEARS.search(text) or _AGE_YEARS_WORDS.search(text):
+        years = int(m.group(1)) if m.group(1).isdigit() else _NUM_WORDS[m.group(1)]
         if 0 < years < 120:
             found["age_years"] = years
             found["is_child"] = years < 15
