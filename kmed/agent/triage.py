@@ -31,9 +31,10 @@ EMERGENCY_THRESHOLD = 0.7
 # The classifier's own "urgent" level was measured and left out: on dev it caught no urgent case the
 # rules and KG missed, and it sent ordinary reports (a child's fever, a red eye) to "urgent".
 SELF_HARM_THRESHOLD = 0.5
-# A message of one or two words ("숨이 차요", "어지러워요") carries too little for the classifier to judge:
-# the rules judge it, and a vague report gets a clarifying question whose answer is then judged.
-MIN_WORDS_FOR_CLASSIFIER = 3
+# A short message ("숨이 차요", "가슴이 쓰리고 신물이 올라와요") carries too little for the classifier to
+# judge: the rules judge it, and a vague report gets a clarifying question whose answer is then judged.
+# Counted in characters without spaces, so a message typed with no spaces is judged like any other.
+MIN_CHARS_FOR_CLASSIFIER = 20
 # Naming the situation the classifier heard: cosine to the best centroid, and its lead over the next.
 NAME_MIN_SIMILARITY = 0.35
 NAME_MIN_MARGIN = 0.05
@@ -99,7 +100,7 @@ def kg_layer(kb, queries, symptom_ids: list[str]) -> list[Escalation]:
 
 def classifier_layer(kb, classifier, text: str, prediction, profile=None) -> list[Escalation]:
     """The classifier's finding (``prediction`` of ``text``), named after the most similar situation it knows."""
-    if classifier is None or prediction is None or len(text.split()) < MIN_WORDS_FOR_CLASSIFIER:
+    if classifier is None or prediction is None or len("".join(text.split())) < MIN_CHARS_FOR_CLASSIFIER:
         return []
     probs = prediction.triage
     if probs.get("self_harm", 0.0) >= SELF_HARM_THRESHOLD:
