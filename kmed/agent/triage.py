@@ -1,6 +1,6 @@
 """Triage in layers: KB rules, the KG's urgent conditions, and the learned classifier.
 
-    escalations = triage_layers(turn)   # most severe first; empty when nothing is urgent
+    escalations = most_severe_first([*rules, *kg_layer(kb, queries, symptoms), *classifier_layer(kb, model, text, p)])
 
 Each layer may only raise the level, never lower it:
 
@@ -10,9 +10,10 @@ Each layer may only raise the level, never lower it:
    among the top candidates *and* include one of its red-flag symptoms *and* cover at least half of
    its symptoms (two at least), the reply escalates to that condition's level and cites it.
 3. **Classifier** (``kmed.agent.classifier``): the probability that the words describe an
-   emergency or self-harm, trained on thousands of varied utterances. Above its
-   threshold it escalates, naming the most similar situation it was trained on (a red-flag rule or an
-   emergency condition), and cites that rule or condition.
+   emergency (messages of 20 characters or more) or self-harm (any length), trained on thousands of
+   varied utterances. Above its threshold it escalates. It names and cites a red-flag rule or an
+   emergency condition only when that situation is clearly the most alike and fits the person;
+   otherwise it says only that the words resemble an emergency.
 
 A question about a topic ("뇌졸중 증상이 뭐예요?") and a hypothetical ("만약 …면") are not reports, so
 the rules skip them; the classifier still reads them (it was trained with such questions as
@@ -100,13 +101,13 @@ def kg_layer(kb, queries, symptom_ids: list[str]) -> list[Escalation]:
 
 def classifier_layer(kb, classifier, text: str, prediction, profile=None) -> list[Escalation]:
     """The classifier's finding (``prediction`` of ``text``), named after the most similar situation it knows."""
-    if classifier is None or prediction is None or len("".join(text.split())) < MIN_CHARS_FOR_CLASSIFIER:
+    if classifier is None or prediction is None:
         return []
     probs = prediction.triage
-    if probs.get("self_harm", 0.0) >= SELF_HARM_THRESHOLD:
+    if probs.get("self_harm", 0.0) >= SELF_HARM_THRESHOLD:  # however short: "다 끝내고 싶어" is enough
         rule = kb.red_flags.get("rf.suicidal_thoughts")
         return [from_rule(rule, "classifier")] if rule else []
-    if probs.get("emergency", 0.0) < EMERGENCY_THRESHOLD:
+    if probs.get("emergency", 0.0) < EMERGENCY_THRESHOLD or len("".join(text.split())) < MIN_CHARS_FOR_CLASSIFIER:
         return []
     level = "emergency"
     escalation = _named(kb, classifier.nearest_targets(text, level), level, profile)
