@@ -1,7 +1,8 @@
 """``kmed eval {retrieval,grounded}`` and ``kmed bench {retrieval,agent}``.
 
     kmed eval retrieval --json                 # data/eval/retrieval_dev.jsonl
-    kmed eval grounded --json [--set dev|test|regression] [--model PATH]
+    kmed eval grounded --json [--set dev|test|regression] [--model PATH] [--out DIR] [--no-classifier]
+    kmed eval compare RUN_A RUN_B [--json]     # paired significance of two --out runs
     kmed bench retrieval --json [--scales 100000,1000000]
     kmed bench agent --json
 
@@ -84,6 +85,7 @@ def eval_grounded(
     which: str = typer.Option("dev", "--set", help="dev | test (locked: report only) | regression"),
     data: Path = typer.Option(None, "--data", help="JSONL case file (overrides --set)"),
     show_failures: bool = typer.Option(False, "--show-failures", help="List failing cases of the locked test set too"),
+    no_classifier: bool = typer.Option(False, "--no-classifier", help="Without the learned layer (rules and KG only), for A/B"),
     model: str = typer.Option(None, "--model", help="Evaluate with this LLM instead of the extractive default"),
     adapter: str = typer.Option(None, "--adapter"),
     as_json: bool = typer.Option(False, "--json"),
@@ -98,11 +100,52 @@ def eval_grounded(
     if data is None and which not in SETS:
         raise KmedError(f"평가 세트 '{which}'를 몰라요.", f"--set 은 {', '.join(SETS)} 중 하나예요.")
     cases = load_cases(data or SETS[which])
-    report = evaluate(Assistant.load(generator=load_generator(model, adapter=adapter)), cases)
+    assistant = Assistant.load(generator=load_generator(model, adapter=adapter))
+    if no_classifier:
+        assistant.classifier = None
+    rows: list[dict] = []
+    report = evaluate(assistant, cases, rows)
     report["set"] = str(data) if data else which
     if which == "test" and data is None and not show_failures:
         report["failures"] = f"{len(report['failures'])}건 (잠긴 시험 세트: --show-failures 로만 표시)"
+        rows = [{k: v for k, v in r.items() if k not in ("turns", "answer")} for r in rows]  # outcomes only
     _emit(report, as_json, out, "Grounded consultation evaluation")
+    if out:
+        _write_run(out, rows, {"command": "eval grounded", "set": report["set"], "model": model, "adapter": adapter,
+                               "classifier": not no_classifier})
+
+
+def _write_run(out: Path, rows: list[dict], config: dict) -> None:
+    """Per-case rows (``cases.jsonl``, what ``kmed eval compare`` pairs) and the run's inputs (``config.json``)."""
+    import subprocess
+
+    from kmed.eval.bench import machine
+
+    with open(out / "cases.jsonl", "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    config = {**config, "git_commit": commit or None, "machine": machine()}
+    (out / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+
+
+@eval_app.command("compare")
+def eval_compare(
+    run_a: Path = typer.Argument(..., help="A: a folder written by kmed eval grounded --out"),
+    run_b: Path = typer.Argument(..., help="B: the same set, another build or setting"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Pair two runs case by case: each metric's difference, paired bootstrap interval and McNemar p."""
+    from kmed.eval.compare import compare, to_markdown
+
+    report = compare(run_a, run_b)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        console.print(to_markdown(report), markup=False, highlight=False)
 
 
 @bench_app.command("retrieval")

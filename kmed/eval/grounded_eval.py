@@ -80,8 +80,10 @@ def judge(reply, expect: dict) -> dict[str, bool]:
     return checks
 
 
-def evaluate(assistant, cases: list[dict]) -> dict:
-    rows, latencies = [], []
+def evaluate(assistant, cases: list[dict], rows: list[dict] | None = None) -> dict:
+    """The summary; every case's row is also appended to ``rows`` when given (``cases.jsonl``)."""
+    rows = [] if rows is None else rows
+    latencies = []
     medical = supported = fragments = 0
     for case in cases:
         session = assistant.session()
