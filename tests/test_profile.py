@@ -19,6 +19,8 @@ from kmed.agent.profile import Profile, extract_profile
         ("애가 밥을 먹고 나면 배가 아프다네", {"is_child": True}),
         ("고1 여자인데 어지러워요", {"is_child": True, "sex": "female"}),
         ("70대 아버지가 기침을 하세요", {"age_years": 75, "is_child": False}),
+        ("두돌 아기 열이 37.9도예요", {"age_years": 2, "is_child": True}),
+        ("돌쟁이 아기 얼굴에 빨간 점이 있어요", {"age_months": 12, "is_child": True}),
     ],
 )
 def test_extract_table(text, expected):
@@ -26,7 +28,8 @@ def test_extract_table(text, expected):
     assert {k: found.get(k) for k in expected} == expected, found
 
 
-@pytest.mark.parametrize("text", ["고열이 나요", "고혈압 약 먹어요", "초기 증상이 뭐예요?", "애매하게 아파요"])
+@pytest.mark.parametrize("text", ["고열이 나요", "고혈압 약 먹어요", "초기 증상이 뭐예요?", "애매하게 아파요",
+                                  "돌멩이에 걸려 넘어졌어요", "돌발성 난청이 뭐예요?"])
 def test_words_that_only_look_like_ages_or_children(text):
     found = extract_profile(text)
     assert "is_child" not in found and "pregnant" not in found, found

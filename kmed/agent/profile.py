@@ -18,6 +18,8 @@ _AGE_DAYS = re.compile(r"(?:생후\s*(\d{1,3})\s*일|(\d{1,3})\s*일\s*(?:된|�
 _AGE_WEEKS_BABY = re.compile(r"(?:생후\s*(\d{1,2})\s*주|(\d{1,2})\s*주\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
 _AGE_YEARS = re.compile(r"(?:만\s*)?(\d{1,3})\s*(?:살|세)(?!\s*(?:번|회|때부터|쯤부터))")
 _AGE_YEARS_WORDS = re.compile(r"(?<![가-힣])(다섯|여섯|일곱|여덟|아홉|한|두|세|네|열)\s*살")
+# 돌 counts birthdays of a small child: "두돌 아기" is 2 years old, "돌쟁이"/"돌 된" is 1.
+_AGE_DOL = re.compile(r"(?<![가-힣0-9])(\d|한|두|세|네)?\s*돌(?=\s*(?:쟁이|된|지난|아기|아이|애기|이에요|예요|인데|$))")
 _AGE_DECADE = re.compile(r"(\d)0\s*대\s*(?:초반|중반|후반)?\s*(?:남성|여성|남자|여자|이에요|예요|인데|입니다|엄마|아빠|직장인|아버지|어머니|할머니|할아버지|남편|아내|부모님)?")
 _PREGNANT_WEEKS = re.compile(r"임신\s*(\d{1,2})\s*주")
 _PREGNANT = re.compile(r"(임신\s*(?:중|했|한\s*지|초기|중기|후기|말기|막달|했어요|이에요|예요|상태)|임산부|임신부|임부|뱃속\s*아기|태동"
@@ -94,8 +96,9 @@ def extract_profile(text: str, mentions=()) -> dict:
     elif m := _AGE_MONTHS.search(text):
         found["age_months"] = _first_int(m)
         found["is_child"] = True
-    if m := _AGE_YEARS.search(text) or _AGE_YEARS_WORDS.search(text):
-        years = int(m.group(1)) if m.group(1).isdigit() else _NUM_WORDS[m.group(1)]
+    if m := _AGE_YEARS.search(text) or _AGE_YEARS_WORDS.search(text) or _AGE_DOL.search(text):
+        word = m.group(1) or "한"  # a bare 돌 is the first birthday
+        years = int(word) if word.isdigit() else _NUM_WORDS[word]
         if 0 < years < 120:
             found["age_years"] = years
             found["is_child"] = years < 15
