@@ -49,6 +49,14 @@ class Session:
         self.state = SessionState()
         self.last_reply: Reply | None = None
 
+    @classmethod
+    def restore(cls, assistant, state: SessionState, last_reply: Reply | None = None) -> Session:
+        """A consultation resumed from stored state (kmed.serve keeps sessions across restarts)."""
+        session = cls(assistant)
+        session.state = state
+        session.last_reply = last_reply
+        return session
+
     def reset(self) -> None:
         self.state = SessionState()
         self.last_reply = None

@@ -171,10 +171,7 @@ def decode_session(record: dict, assistant) -> Session:
     """A Session on ``assistant`` with the stored state; raises ValueError on a corrupt record."""
     if not isinstance(record, dict) or not isinstance(record.get("state"), dict):
         raise ValueError("not a stored session")
-    session = Session(assistant)
-    session.state = decode_state(record["state"], assistant)
-    session.last_reply = decode_reply(record.get("last_reply"))
-    return session
+    return Session.restore(assistant, decode_state(record["state"], assistant), decode_reply(record.get("last_reply")))
 
 
 def user_turns(record: dict) -> int:
