@@ -292,7 +292,7 @@ def reply_emergency(turn: Turn, escalations: list[Escalation], also_refuse: str 
     lines += [f"- {e.reason}" + (f" [{cited.index(e) + 1}]" if e in cited else "") for e in shown]
     lines.append(f"- {worst.action}")
     if also_refuse:
-        lines.append(texts.REFUSE_TOO[also_refuse] if also_refuse in texts.REFUSE_TOO else texts.REFUSE_TOO["harm_others"])
+        lines.append(texts.REFUSE_TOO.get(also_refuse, texts.REFUSE_TOO["harm_others"]))
     lines.append(texts.DISCLAIMER)
     hotlines = list(dict.fromkeys(h for e in escalations for h in e.hotlines))
     names = turn.assistant.retriever.queries.name
