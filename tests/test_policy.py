@@ -112,3 +112,12 @@ def test_kg_urgency_escalates_and_cites_the_condition(assistant):
     found = kg_layer(assistant.kb, q, symptoms)
     assert any(e.cite_id == "cond.appendicitis" and e.level == "emergency" and e.layer == "kg" for e in found)
     assert kg_layer(assistant.kb, q, ["sym.nausea", "sym.vomiting"]) == []  # common symptoms alone are not enough
+
+
+def test_a_follow_up_after_an_emergency_is_answered_under_the_reminder(assistant):
+    session = assistant.session()
+    first = session.ask("아이가 독사에게 물렸어요")
+    second = session.ask("감기엔 항생제 먹어야 빨리 낫죠?")
+    assert first.kind == "emergency" and second.triage.level == "emergency" and second.kind == "emergency"
+    assert second.answer.startswith("🚨") and "119" in second.answer
+    assert "항생제" in second.answer and second.citations  # the question itself is answered too

@@ -106,14 +106,17 @@ def analyse(session, clean) -> Turn:
     # the rules and the KG do not read it as symptoms unless the classifier also hears an emergency.
     harm_request = ((turn.harmful in g.REFUSE_FIRST or turn.intent_is("harmful", confidence=HARMFUL_CONFIDENCE))
                     and (prediction is None or prediction.triage["emergency"] < HARM_EMERGENCY_OVERRIDE))
+    # Only what is new this turn escalates the reply itself; what an earlier turn raised is kept by the
+    # session (a reminder first, the level never lowered), so a follow-up question still gets its answer.
     escalations: list[Escalation] = []
+    raised = {f.rule.id for f in state.flags} | {e.cite_id for e in state.escalations if e.cite_id}
     if not (turn.hypothetical or turn.information or harm_request):  # 1. rules: the floor
         for flag in a.red_flags.evaluate(text, set(state.mentioned), state.profile):
-            if all(f.rule.id != flag.rule.id for f in state.flags):
+            if flag.rule.id not in raised:
                 state.flags.append(flag)
-            escalations.append(from_rule(flag.rule))
+                escalations.append(from_rule(flag.rule))
         # 2. the KG's urgent conditions, over the symptoms of the whole session
-        escalations += kg_layer(a.kb, a.retriever.queries, state.symptoms())
+        escalations += [e for e in kg_layer(a.kb, a.retriever.queries, state.symptoms()) if e.cite_id not in raised]
     escalations += classifier_layer(a.kb, a.classifier, text, prediction, state.profile)  # 3. the learned layer
     turn.escalations = most_severe_first(escalations)
     for e in turn.escalations:

@@ -93,6 +93,7 @@ class Session:
         if LEVEL_RANK[reply.triage.level] >= LEVEL_RANK[worst.level]:
             return
         reply.triage.level = worst.level
+        reply.kind = "emergency"  # the reminder comes first: this reply escalates
         reply.triage.reasons = list(dict.fromkeys([*reply.triage.reasons, worst.name]))
         reply.triage.hotlines = list(dict.fromkeys([*reply.triage.hotlines, *worst.hotlines]))
         reminder = texts.STILL_EMERGENCY if worst.level == "emergency" else texts.STILL_URGENT
