@@ -2,6 +2,7 @@
 
     kmed eval retrieval --json                 # data/eval/retrieval_dev.jsonl
     kmed eval grounded --json [--set dev|test|regression] [--model PATH] [--out DIR] [--no-classifier]
+    kmed eval grounded --out DIR --report-to tensorboard|wandb|mlflow   # the summary metrics, in DIR
     kmed eval compare RUN_A RUN_B [--json]     # paired significance of two --out runs
     kmed bench retrieval --json [--scales 100000,1000000]
     kmed bench agent --json
@@ -90,29 +91,43 @@ def eval_grounded(
     adapter: str = typer.Option(None, "--adapter"),
     as_json: bool = typer.Option(False, "--json"),
     out: Path = typer.Option(None, "--out"),
+    report_to: str = typer.Option("none", "--report-to", help="none | tensorboard | wandb | mlflow (needs --out)"),
 ) -> None:
     """Case pass rate, emergency recall, over-triage, citation coverage, refusal precision/recall, latency."""
     from kmed import Assistant
     from kmed.errors import KmedError
     from kmed.eval.grounded_eval import SETS, evaluate, load_cases
+    from kmed.eval.tracking import make_tracker
     from kmed.llm.factory import load_generator
 
     if data is None and which not in SETS:
         raise KmedError(f"평가 세트 '{which}'를 몰라요.", f"--set 은 {', '.join(SETS)} 중 하나예요.")
-    cases = load_cases(data or SETS[which])
-    assistant = Assistant.load(generator=load_generator(model, adapter=adapter))
-    if no_classifier:
-        assistant.classifier = None
-    rows: list[dict] = []
-    report = evaluate(assistant, cases, rows)
-    report["set"] = str(data) if data else which
-    if which == "test" and data is None and not show_failures:
-        report["failures"] = f"{len(report['failures'])}건 (잠긴 시험 세트: --show-failures 로만 표시)"
-        rows = [{k: v for k, v in r.items() if k not in ("turns", "answer")} for r in rows]  # outcomes only
-    _emit(report, as_json, out, "Grounded consultation evaluation")
-    if out:
-        _write_run(out, rows, {"command": "eval grounded", "set": report["set"], "model": model, "adapter": adapter,
-                               "classifier": not no_classifier})
+    if report_to != "none" and out is None:
+        raise KmedError(f"--report-to {report_to}은(는) 기록을 쓸 폴더가 필요해요.",
+                        f"--out DIR 을 함께 주세요 (예: --out runs/a --report-to {report_to}).")
+    run_config = {"command": "eval grounded", "set": str(data) if data else which, "model": model, "adapter": adapter,
+                  "classifier": not no_classifier}
+    tracker = make_tracker(report_to, out, f"eval-grounded-{out.name}", run_config) if out else None
+    try:
+        cases = load_cases(data or SETS[which])
+        assistant = Assistant.load(generator=load_generator(model, adapter=adapter))
+        if no_classifier:
+            assistant.classifier = None
+        rows: list[dict] = []
+        report = evaluate(assistant, cases, rows)
+        report["set"] = str(data) if data else which
+        if which == "test" and data is None and not show_failures:
+            report["failures"] = f"{len(report['failures'])}건 (잠긴 시험 세트: --show-failures 로만 표시)"
+            rows = [{k: v for k, v in r.items() if k not in ("turns", "answer")} for r in rows]  # outcomes only
+        _emit(report, as_json, out, "Grounded consultation evaluation")
+        if out:
+            _write_run(out, rows, run_config)
+            keys = ("pass_rate", "emergency_recall", "over_triage_rate", "citation_coverage", "quoted_fragments",
+                    "refusal_precision", "refusal_recall", "turn_latency_ms", "cases")
+            tracker.log_metrics({f"eval/{k}": report[k] for k in keys if k in report})
+    finally:
+        if tracker is not None:
+            tracker.finish()
 
 
 def _write_run(out: Path, rows: list[dict], config: dict) -> None:

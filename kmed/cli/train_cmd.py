@@ -2,6 +2,7 @@
 
     kmed train lora --base models/polyglot-ko-1.3b --out models/kmed-lora [--data qa.jsonl] [--max-steps 200]
     kmed train lora … --resume                  # continue an interrupted run from its last checkpoint
+    kmed train lora … --report-to tensorboard   # loss, lr, tokens/s, peak memory per log step (runs/<time>-lora-<name>/)
     kmed train make-data --out data/processed/kb_grounded_qa.jsonl   # the KB-generated records, to inspect
 """
 
@@ -29,8 +30,14 @@ def lora(
     overwrite: bool = typer.Option(False, "--overwrite", help="--out 폴더가 이미 있으면 새 결과로 바꿈"),
     no_progress: bool = typer.Option(False, "--no-progress", help="진행 막대 숨기기"),
     as_json: bool = typer.Option(False, "--json", help="결과 manifest를 JSON으로 출력"),
+    report_to: str = typer.Option("none", "--report-to", help="실험 기록: none | tensorboard | wandb | mlflow"),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="실험 기록 폴더 (기본: runs/<시각>-lora-<out 이름>)"),
 ) -> None:
     """LoRA 어댑터 학습: 번호 붙은 참고 자료만으로 답하고 자료 번호로 인용하도록."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from kmed.eval.tracking import make_tracker
     from kmed.llm.training.lora import load_train_config, train_lora
 
     cfg = load_train_config(
@@ -43,7 +50,16 @@ def lora(
         overwrite=overwrite or None,
         progress=False if (no_progress or as_json) else None,
     )
-    manifest = train_lora(cfg)
+    tracker = None
+    if report_to != "none" and os.environ.get("RANK", "0") == "0":  # one process reports under torchrun
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_dir = run_dir or Path("runs") / f"{stamp}-lora-{out.name}"
+        tracker = make_tracker(report_to, run_dir, f"lora-{out.name}", dataclasses.asdict(cfg))
+    try:
+        manifest = train_lora(cfg, tracker=tracker)
+    finally:
+        if tracker is not None:
+            tracker.finish()
     if os.environ.get("RANK", "0") != "0":  # under torchrun, one report is enough
         return
     if as_json:
@@ -59,6 +75,8 @@ def lora(
         + f", {t['seconds']:.1f}초)"
     )
     console.print(f"사용: kmed ask \"…\" --model {base} --adapter {out}")
+    if tracker is not None:
+        console.print(f"실험 기록 ({report_to}): {run_dir}")
 
 
 @train_app.command("make-data")

@@ -233,7 +233,8 @@ def eval_loss(model, examples: list[D.Example], config: TrainLoraConfig, pad_id:
 # ---- the recipe --------------------------------------------------------------------------------
 
 
-def train_lora(config: TrainLoraConfig) -> dict:
+def train_lora(config: TrainLoraConfig, tracker=None) -> dict:
+    """``tracker``: optional ``kmed.eval.tracking.Tracker``; the main process reports each logged step to it."""
     import torch
     from tqdm.auto import tqdm
 
@@ -314,8 +315,13 @@ def train_lora(config: TrainLoraConfig) -> dict:
         bar.update(1)
         bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if dist.main and (state["step"] % config.log_every == 0 or state["step"] == config.max_steps):
-            _log(work, {"step": state["step"], "loss": step_loss, "lr": scheduler.get_last_lr()[0],
-                        "tokens_per_s": state["tokens"] / max(1e-9, time.time() - tick)})
+            entry = {"step": state["step"], "loss": step_loss, "lr": scheduler.get_last_lr()[0],
+                     "tokens_per_s": state["tokens"] / max(1e-9, time.time() - tick)}
+            _log(work, entry)
+            if tracker is not None:
+                tracker.log_metrics({"train/loss": step_loss, "train/lr": entry["lr"],
+                                     "train/tokens_per_s": entry["tokens_per_s"],
+                                     "train/peak_memory_mb": _peak_memory_mb(dist.device)}, step=state["step"])
         if dist.main and (state["step"] % config.save_every == 0 or state["step"] == config.max_steps):
             save_checkpoint(work, model, optimizer, scheduler, state, config.keep_checkpoints)
         _barrier(dist)
@@ -323,6 +329,8 @@ def train_lora(config: TrainLoraConfig) -> dict:
 
     # 8. the adapter, its tokenizer and a manifest of how it was made; renamed into place at once
     eval_after = eval_loss(model, eval_examples, config, tokenizer.pad_token_id, dist.device)
+    if tracker is not None and dist.main:
+        tracker.log_metrics({"eval/loss_before": eval_before, "eval/loss_after": eval_after}, step=state["step"])
     manifest = {
         "kind": "kmed_lora_adapter",
         "format_version": 1,
@@ -373,6 +381,17 @@ def _log(work: Path, entry: dict) -> None:
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "train_log.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")
+
+
+def _peak_memory_mb(device: str) -> float:
+    """Peak GPU memory allocated by torch on a GPU; else the process's peak resident memory."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _sha256(path: Path) -> str | None:
