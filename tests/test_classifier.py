@@ -58,6 +58,8 @@ def test_missing_stale_and_corrupt_models_are_rebuilt(data_dir, tmp_path):
     with pytest.raises(KmedError, match="kmed build classifier"):
         clf.load_or_build(folder, data_dir, auto_build=False)
     assert clf.load_or_build(folder, data_dir).predict("머리가 아파요")  # rebuilt
+    (folder / clf.MODEL_FILE).write_bytes((folder / clf.MODEL_FILE).read_bytes()[:200])  # truncated
+    assert clf.load_or_build(folder, data_dir).predict("머리가 아파요")
     with open(data_dir / "a.jsonl", "a", encoding="utf-8") as handle:
         handle.write(json.dumps({"text": "새 문장이에요", "triage": "none"}, ensure_ascii=False) + "\n")
     assert clf.problem(folder, data_dir) == "stale"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,7 +271,7 @@ def load_or_build(folder: Path | None = None, data_dir: Path = DEFAULT_DATA_DIR,
         build(folder, data_dir)
     try:
         return MessageClassifier.load(folder)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # a truncated or garbled file
         if not auto_build:
             raise KmedError(f"메시지 분류기 파일이 손상됐어요 ({exc}).", "kmed build classifier 로 다시 만드세요.") from exc
         build(folder, data_dir)
