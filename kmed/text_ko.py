@@ -167,10 +167,6 @@ def overlap(a: str, b: str) -> float:
     return len(ga & gb) / max(1, len(ga))
 
 
-def strip_citations(text: str) -> str:
-    return CITATION.sub("", text or "").strip()
-
-
 def citation_numbers(text: str) -> list[int]:
     return [int(n) for group in CITATION.findall(text or "") for n in re.split(r"\s*,\s*", group)]
 

@@ -92,10 +92,6 @@ class RedFlagEngine:
         return tuple(evidence)
 
 
-def most_severe(matches: list[RedFlagMatch]) -> str | None:
-    return matches[0].level if matches else None
-
-
 if __name__ == "__main__":  # python -m kmed.agent.red_flags "메시지" ["다음 메시지" …]
     import sys
 

@@ -24,9 +24,9 @@ import math
 import random
 from pathlib import Path
 
+from kmed.agent.triage import LEVEL_RANK
 from kmed.errors import KmedError
 
-LEVEL_RANK = {"info": 0, "self_care": 1, "routine": 1, "urgent": 2, "emergency": 3}
 BOOTSTRAP_DRAWS = 2000
 SEED = 20261207
 

@@ -37,6 +37,7 @@ import statistics
 import time
 from pathlib import Path
 
+from kmed.agent.triage import LEVEL_RANK
 from kmed.eval.dataset import read_cases
 from kmed.paths import PROJECT_ROOT
 
@@ -45,7 +46,6 @@ SETS = {"dev": EVAL_DIR / "consult_dev.jsonl", "test": EVAL_DIR / "consult_test.
         "regression": EVAL_DIR / "grounded_dev.jsonl"}
 DEFAULT_DATA = SETS["regression"]
 REPLY_TYPES = {"escalate", "answer", "refuse"}
-LEVEL_RANK = {"info": 0, "self_care": 1, "routine": 1, "urgent": 2, "emergency": 3}
 LEVELS = set(LEVEL_RANK)
 
 
