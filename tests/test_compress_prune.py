@@ -25,7 +25,7 @@ def _params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "gemma3_text"])
 @pytest.mark.parametrize("kwargs", CASES, ids=lambda k: "+".join(k))
 def test_pruned_model_shrinks_and_reloads_exactly(arch, kwargs, tmp_path):
     model = build_tiny_model(arch)
@@ -48,7 +48,7 @@ def test_pruned_model_shrinks_and_reloads_exactly(arch, kwargs, tmp_path):
         assert reloaded.config.num_hidden_layers == 1
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "gemma3_text"])
 def test_pruning_nothing_is_the_identity(arch):
     """Parity: with nothing removed, the sliced model is the original to the last bit."""
     model = build_tiny_model(arch)

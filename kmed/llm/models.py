@@ -24,8 +24,8 @@ import yaml
 from kmed.errors import ConfigError
 
 MODELS_YAML = Path(__file__).resolve().parents[2] / "configs" / "models.yaml"
-Arch = Literal["gpt_neox", "llama"]
-ARCHS: tuple[str, ...] = ("gpt_neox", "llama")
+Arch = Literal["gpt_neox", "llama", "gemma3_text"]
+ARCHS: tuple[str, ...] = ("gpt_neox", "llama", "gemma3_text")
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,14 @@ class ModelShape:
     hf_id: str = ""
     rope_theta: float = 10000.0
     published_params: int | None = None
+    head_size: int | None = None  # Gemma 3: a head width that is not hidden_size / num_heads
+    sliding_window: int | None = None  # Gemma 3: local layers attend to this many tokens
+    full_attention_every: int = 6  # Gemma 3: every n-th layer attends globally, the rest locally
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
             raise ConfigError(f"모델 '{self.name}': 지원하지 않는 구조 '{self.arch}'예요.", f"arch는 {list(ARCHS)} 중 하나로 써 주세요.")
-        if self.hidden_size % self.num_heads:
+        if self.hidden_size % self.num_heads and self.head_size is None:
             raise ConfigError(f"모델 '{self.name}': hidden_size가 num_heads로 나누어떨어지지 않아요.")
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(f"모델 '{self.name}': num_heads가 num_kv_heads의 배수가 아니에요.")
@@ -62,7 +65,7 @@ class ModelShape:
 
     @property
     def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+        return self.head_size or self.hidden_size // self.num_heads
 
     # ---- building -------------------------------------------------------------------------
 
@@ -92,6 +95,29 @@ class ModelShape:
             )
             kwargs.update(overrides)
             return GPTNeoXConfig(**kwargs)
+        if self.arch == "gemma3_text":
+            from transformers import Gemma3TextConfig
+
+            kwargs = dict(
+                vocab_size=self.vocab_size,
+                hidden_size=self.hidden_size,
+                num_hidden_layers=layers,
+                num_attention_heads=self.num_heads,
+                num_key_value_heads=self.num_kv_heads,
+                head_dim=self.head_dim,
+                query_pre_attn_scalar=self.head_dim,
+                intermediate_size=self.intermediate_size,
+                max_position_embeddings=self.max_position,
+                sliding_window=self.sliding_window or 512,
+                layer_types=[
+                    "full_attention" if (i + 1) % self.full_attention_every == 0 else "sliding_attention"
+                    for i in range(layers)
+                ],
+                tie_word_embeddings=True,
+                pad_token_id=0, bos_token_id=2, eos_token_id=1,
+            )
+            kwargs.update(overrides)
+            return Gemma3TextConfig(**kwargs)
         from transformers import LlamaConfig
 
         kwargs = dict(
@@ -116,7 +142,10 @@ class ModelShape:
         if arch not in ARCHS:
             raise ConfigError(f"지원하지 않는 모델 구조예요: {arch!r}.", f"{list(ARCHS)} 구조의 모델을 써 주세요.")
         rope = getattr(config, "rope_parameters", None) or {}
+        rope = rope.get("full_attention", rope)  # Gemma 3 keeps one set per attention kind
         heads = config.num_attention_heads
+        gemma = arch == "gemma3_text"
+        types = list(getattr(config, "layer_types", None) or [])
         return cls(
             name=name or getattr(config, "_name_or_path", "") or arch,
             arch=arch,
@@ -130,6 +159,9 @@ class ModelShape:
             max_position=config.max_position_embeddings,
             tie_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
             rope_theta=float(rope.get("rope_theta", 10000.0)),
+            head_size=config.head_dim if gemma else None,
+            sliding_window=getattr(config, "sliding_window", None) if gemma else None,
+            full_attention_every=(types.index("full_attention") + 1) if "full_attention" in types else 6,
         )
 
     # ---- cost -----------------------------------------------------------------------------
@@ -145,8 +177,11 @@ class ModelShape:
             norms = 2 * 2 * h  # two LayerNorms, weight and bias
             return attention + mlp + norms
         kv = self.num_kv_heads * self.head_dim
-        attention = 2 * h * h + 2 * h * kv  # q, o and the (grouped) k, v; no biases
+        q = self.num_heads * self.head_dim
+        attention = 2 * h * q + 2 * h * kv  # q, o and the (grouped) k, v; no biases
         mlp = 3 * h * i  # gate, up, down
+        if self.arch == "gemma3_text":  # four RMSNorms around the blocks, plus per-head q and k norms
+            return attention + mlp + 4 * h + 2 * self.head_dim
         return attention + mlp + 2 * h  # two RMSNorms
 
     def param_count(self) -> int:

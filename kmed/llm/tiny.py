@@ -28,6 +28,12 @@ TINY_SHAPES: dict[str, ModelShape] = {
         name="tiny-llama", arch="llama", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
         intermediate_size=128, vocab_size=512, max_position=2048,
     ),
+    # One KV head, a head wider than hidden/heads, one local and one global layer: Gemma 3's quirks.
+    "gemma3_text": ModelShape(
+        name="tiny-gemma3", arch="gemma3_text", hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=1,
+        head_size=32, intermediate_size=128, vocab_size=512, max_position=2048, sliding_window=16,
+        full_attention_every=2, tie_embeddings=True,
+    ),
 }
 
 BOS, EOS, PAD = "<|bos|>", "<|endoftext|>", "<|pad|>"

@@ -1,7 +1,7 @@
 """What compression needs to know about a model family: where its layers and projections live.
 
-Supported: GPT-NeoX (Polyglot-Ko, KoAlpaca, KULLM) and LLaMA (Llama-3-Open-Ko, …). Anything else
-fails early with a message naming the families that work.
+Supported: GPT-NeoX (Polyglot-Ko, KoAlpaca, KULLM), LLaMA (Llama-3-Open-Ko, …) and Gemma 3 text
+(gemma-3-270m). Anything else fails early with a message naming the families that work.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import nn
 
 from kmed.errors import ConfigError, ModelLoadError
 
-SUPPORTED = ("gpt_neox", "llama")
+SUPPORTED = ("gpt_neox", "llama", "gemma3_text")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,14 @@ FAMILIES = {
     "llama": Family(
         "llama", "model", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "self_attn.o_proj",
         ("mlp.gate_proj", "mlp.up_proj"), "mlp.down_proj", ("input_layernorm", "post_attention_layernorm"),
+        "norm", "embed_tokens", "lm_head",
+    ),
+    # LLaMA's layout plus RMSNorms before and after each block (and per-head q/k norms, which
+    # pruning never touches: they act on one head's width). The head is tied to the embedding.
+    "gemma3_text": Family(
+        "gemma3_text", "model", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "self_attn.o_proj",
+        ("mlp.gate_proj", "mlp.up_proj"), "mlp.down_proj",
+        ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"),
         "norm", "embed_tokens", "lm_head",
     ),
 }

@@ -6,7 +6,7 @@
 
 Importance is activation-aware, from calibration text (KB sentences the held-out split never sees):
 - an MLP channel: ‖its activation‖₂ · ‖its column of the down projection‖₂;
-- a head (LLaMA: a KV group with its query heads): ‖its output‖₂ · ‖its columns of the output projection‖_F;
+- a head (LLaMA: a KV group with its query heads; one KV head, as Gemma 3 270M: a query head): ‖its output‖₂ · ‖its columns of the output projection‖_F;
 - a layer: 1 − cos(input, output) of its hidden states (block influence: a layer that barely
   turns the residual stream goes first);
 - GPT-NeoX residual channels: ‖layer-norm outputs‖₂ summed over layers.
@@ -159,6 +159,29 @@ def prune_heads_llama(model: nn.Module, stats: dict, fraction: float, importance
     return n_keep * rep
 
 
+def prune_query_heads(model: nn.Module, stats: dict, fraction: float, importance: str) -> int:
+    """Grouped-query attention with one KV head (Gemma 3 270M): remove query heads inside each group.
+
+    Removing a KV group there would remove attention altogether, so the keys and values stay and
+    each group keeps its ``rep − round(rep · fraction)`` most important query heads.
+    """
+    cfg = model.config
+    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    groups, rep = cfg.num_key_value_heads, cfg.num_attention_heads // cfg.num_key_value_heads
+    n_keep = max(1, rep - int(round(rep * fraction)))
+    for li, layer in enumerate(layers(model)):
+        attn = layer.self_attn
+        scores = _head_scores(model, stats, layer, li, groups * rep, hd, importance).view(groups, rep)
+        heads = [g * rep + h for g in range(groups) for h in _keep(scores[g], n_keep).tolist()]
+        rows = torch.cat([torch.arange(h * hd, (h + 1) * hd) for h in heads])
+        attn.q_proj = _slice_linear(attn.q_proj, out_idx=rows)
+        attn.o_proj = _slice_linear(attn.o_proj, in_idx=rows)
+        attn.num_key_value_groups = n_keep  # read by the attention kernel to repeat K and V
+    cfg.head_dim = hd
+    cfg.num_attention_heads = groups * n_keep
+    return groups * n_keep
+
+
 def prune_heads_neox(model: nn.Module, stats: dict, fraction: float, importance: str) -> int:
     cfg = model.config
     heads, hd = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
@@ -209,7 +232,13 @@ def prune_structured(model: nn.Module, stats: dict, heads: float = 0.0, mlp: flo
     if layers_to_drop >= n_layers:
         raise ConfigError(f"층 {n_layers}개 중 {layers_to_drop}개를 지울 수 없어요.", f"prune.layers 를 {n_layers - 1} 이하로 주세요.")
     if heads:
-        report["heads"] = (prune_heads_llama if fam.model_type == "llama" else prune_heads_neox)(model, stats, heads, importance)
+        if fam.model_type == "gpt_neox":
+            prune = prune_heads_neox
+        elif model.config.num_key_value_heads == 1:
+            prune = prune_query_heads
+        else:
+            prune = prune_heads_llama
+        report["heads"] = prune(model, stats, heads, importance)
     if mlp:
         report["intermediate_size"] = prune_mlp(model, stats, mlp, importance)
     if layers_to_drop:

@@ -242,15 +242,20 @@ class Int8DynamicLinear(_Packed):
 
 
 class Int8Embedding(_Packed):
-    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=torch.float32, padding_idx=None, device=None):
+    """int8 rows with one scale each. ``embed_scale`` keeps a scaled embedding's factor (Gemma: √hidden)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, dtype=torch.float32, padding_idx=None, device=None,
+                 embed_scale: float = 1.0):
         super().__init__()
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.embed_scale = float(embed_scale)
         self.register_buffer("weight_int8", torch.empty(num_embeddings, embedding_dim, dtype=torch.int8, device=device))
         self.register_buffer("weight_scale", torch.empty(num_embeddings, dtype=dtype, device=device))
 
     @classmethod
     def from_embedding(cls, emb: nn.Embedding) -> Int8Embedding:
-        m = cls(emb.num_embeddings, emb.embedding_dim, emb.weight.dtype, emb.padding_idx)
+        m = cls(emb.num_embeddings, emb.embedding_dim, emb.weight.dtype, emb.padding_idx,
+                embed_scale=getattr(emb, "scalar_embed_scale", 1.0))
         q, scale = quantize_int8_rows(emb.weight)
         m.weight_int8, m.weight_scale = q, scale.to(emb.weight.dtype)
         return m
@@ -260,7 +265,10 @@ class Int8Embedding(_Packed):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         rows = F.embedding(ids, self.weight_int8).to(self.weight_scale.dtype)
-        return rows * self.weight_scale[ids].unsqueeze(-1)
+        rows = rows * self.weight_scale[ids].unsqueeze(-1)
+        if self.embed_scale != 1.0:  # rounded to the compute dtype first, as the unquantized module does
+            rows = rows * torch.tensor(self.embed_scale, dtype=rows.dtype)
+        return rows
 
 
 QUANT_MODULES: dict[str, type[_Packed]] = {

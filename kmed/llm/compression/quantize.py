@@ -129,7 +129,8 @@ def write_manifest(out: Path, model_type: str, scheme: str, group_size: int, mod
 def empty_module(kind: str, old: nn.Module, group_size: int, dtype: torch.dtype) -> nn.Module:
     """A quantized module on the meta device with the shapes ``old`` implies."""
     if kind == "int8_embedding":
-        return Int8Embedding(old.num_embeddings, old.embedding_dim, dtype, old.padding_idx, device="meta")
+        return Int8Embedding(old.num_embeddings, old.embedding_dim, dtype, old.padding_idx, device="meta",
+                             embed_scale=getattr(old, "scalar_embed_scale", 1.0))
     bias = getattr(old, "bias", None) is not None
     if kind == "int4_wo":
         return Int4WeightOnlyLinear(old.in_features, old.out_features, bias, group_size, device="meta")
@@ -220,6 +221,8 @@ def _materialise_leftovers(model: nn.Module, config) -> None:
             continue
         if "Rotary" in type(module).__name__:
             set_module(model, name, type(module)(config=config))
+        elif meta == ["embed_scale"] and hasattr(module, "scalar_embed_scale"):  # Gemma's √hidden factor
+            module.embed_scale = torch.tensor(module.scalar_embed_scale, dtype=torch.float32)
         else:
             raise ModelLoadError(f"체크포인트에 {name}.{meta[0]} 가 없어요.", "kmed compress 로 다시 만들어 주세요.")
 
