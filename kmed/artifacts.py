@@ -4,7 +4,9 @@
         (tmp / "model.npz").write_bytes(...)
         write_manifest(tmp, {"inputs": {...}})
 
-A failed build leaves the previous folder untouched; a reader never sees half a folder.
+    write_jsonl(Path("kg_edges/dur.jsonl"), edges)     # one file: a temp sibling renamed over it
+
+A failed build leaves the previous folder or file untouched; a reader never sees half of one.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 MANIFEST = "manifest.json"
 
@@ -35,6 +38,7 @@ def files_sha256(paths: list[Path]) -> dict[str, str]:
 
 def swap_in(tmp: Path, folder: Path) -> None:
     """Replace ``folder`` by ``tmp`` with two renames; the old folder is removed afterwards."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
     old = folder.parent / f".{folder.name}.old-{os.getpid()}"
     if folder.exists():
         os.replace(folder, old)
@@ -66,3 +70,28 @@ def read_manifest(folder: Path) -> dict | None:
         return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[TextIO]:
+    """A UTF-8 text handle on a temporary sibling of ``path``, renamed over it when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
+    """Write one JSON object a line (atomically, see ``atomic_file``); returns how many."""
+    count = 0
+    with atomic_file(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from kmed.data.dur import TABLES, DrugMatcher, import_dur, name_keys, read_table
 from kmed.errors import KmedError
-from kmed.kg.dur import TABLES, DrugMatcher, import_dur, name_keys, read_table
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dur"
 KR_DUR_KIDS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "kr_dur_kids"

@@ -84,8 +84,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="결과를 JSON으로 출력"),
     ) -> None:
         """공공데이터포털의 DUR 성분 파일을 KB 약에 연결해 지식그래프 간선으로 저장해요."""
+        from kmed.data.dur import import_dur
         from kmed.data.kb import load_kb_or_fail
-        from kmed.kg.dur import import_dur
 
         try:
             kb = load_kb_or_fail(kb_dir)

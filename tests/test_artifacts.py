@@ -1,0 +1,63 @@
+"""``kmed.artifacts``: atomic folders and files, manifests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kmed.artifacts import atomic_file, atomic_folder, read_manifest, swap_in, write_jsonl, write_manifest
+
+
+def test_atomic_folder_swaps_in_on_success_and_keeps_the_old_on_failure(tmp_path):
+    target = tmp_path / "index"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("one", encoding="utf-8")
+        write_manifest(tmp, {"version": 1})
+    assert (target / "a.txt").read_text(encoding="utf-8") == "one"
+    assert read_manifest(target) == {"version": 1}
+    with pytest.raises(RuntimeError), atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("two", encoding="utf-8")
+        raise RuntimeError("build failed")
+    assert (target / "a.txt").read_text(encoding="utf-8") == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index"]
+
+
+def test_read_manifest_of_a_folder_without_one_is_none(tmp_path):
+    assert read_manifest(tmp_path) is None
+    (tmp_path / "manifest.json").write_text("{broken", encoding="utf-8")
+    assert read_manifest(tmp_path) is None
+
+
+def test_swap_in_creates_the_parent_and_replaces_the_old_folder(tmp_path):
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "x").write_text("new", encoding="utf-8")
+    swap_in(staged, tmp_path / "deep" / "out")
+    assert (tmp_path / "deep" / "out" / "x").read_text(encoding="utf-8") == "new"
+    again = tmp_path / "again"
+    again.mkdir()
+    swap_in(again, tmp_path / "deep" / "out")
+    assert list((tmp_path / "deep" / "out").iterdir()) == []
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["out"]
+
+
+def test_write_jsonl_is_atomic(tmp_path):
+    out = tmp_path / "edges" / "e.jsonl"
+    assert write_jsonl(out, [{"a": "가"}, {"b": 2}]) == 2
+    assert [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] == [{"a": "가"}, {"b": 2}]
+
+    def broken():
+        yield {"c": 3}
+        raise ValueError("half way")
+
+    with pytest.raises(ValueError):
+        write_jsonl(out, broken())
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2  # the old file is whole
+    assert [p.name for p in out.parent.iterdir()] == ["e.jsonl"]  # no temp file left behind
+
+
+def test_atomic_file_writes_text(tmp_path):
+    with atomic_file(tmp_path / "note.txt") as handle:
+        handle.write("안녕")
+    assert (tmp_path / "note.txt").read_text(encoding="utf-8") == "안녕"
