@@ -26,7 +26,9 @@ def test_real_linker_fills_entity_ids_and_edges(tmp_path):
     fx = _fixtures()
     root = fx.copy_fixture(tmp_path / "aihub")
     out = tmp_path / "processed"
-    result = prepare(root / fx.ESSENTIAL, out, PipelineConfig(), kb_dir=TINY_KB)
+    from kmed.kg.linker import EntityLinker
+
+    result = prepare(root / fx.ESSENTIAL, out, PipelineConfig(), kb_dir=TINY_KB, make_linker=lambda kb: EntityLinker.from_kb(kb).entity_ids)
     assert not [n for n in result.report.notes if "연결" in n], result.report.notes  # the KB loaded and the linker ran
     passages = {p["id"]: p for p in map(json.loads, (out / "passages.jsonl").read_text(encoding="utf-8").splitlines())}
     assert passages["aihub:essential:doc:5001#0"]["metadata"]["entity_ids"][:2] == ["cond.gerd", "sym.heartburn"]

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.ingest import cooccurrence_edges
 from kmed.data.aihub.pipeline import prepare
-from kmed.retrieval.passages import Passage, read_jsonl
+from kmed.data.passages import Passage, read_jsonl
 
 
 def _fixtures():

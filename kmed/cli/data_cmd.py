@@ -85,6 +85,13 @@ def _print_report(data: dict) -> None:
         console.print(f"[yellow]참고:[/yellow] {note}", soft_wrap=True)
 
 
+def _entity_linker(kb):
+    """``text → entity ids`` for the AI Hub pipeline: the KG floor's EntityLinker, negated mentions left out."""
+    from kmed.kg.linker import EntityLinker
+
+    return EntityLinker.from_kb(kb).entity_ids
+
+
 def prepare_cmd(
     aihub_dir: Path = typer.Option(..., "--aihub-dir", help="AI Hub에서 내려받은 폴더 (어느 상위 폴더든 괜찮아요)"),
     out: Path = typer.Option(None, "--out", help="결과 폴더 (기본: data/processed)"),
@@ -108,7 +115,7 @@ def prepare_cmd(
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     bars = _RichProgress(Progress(*columns, console=console, transient=False, disable=as_json))
     try:
-        result = prepare(aihub_dir, out_dir, pipeline_config, link=link, force=force, progress=bars)
+        result = prepare(aihub_dir, out_dir, pipeline_config, link=link, force=force, progress=bars, make_linker=_entity_linker)
     finally:
         if bars.shown:
             bars.progress.stop()

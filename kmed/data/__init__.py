@@ -1,1 +1,1 @@
-"""Data: the curated KB (load, validate) and users' AI Hub downloads (load, clean, split, mix)."""
+"""Data: the curated KB (load, validate), passages, users' AI Hub downloads (load, clean, split, mix) and DUR files (import)."""

@@ -1,36 +1,16 @@
-"""Passages: the unit the retrievers index and the agent cites.
+"""Passages and hits: what the retrievers index (``Passage``) and what they return (``Hit``).
 
-A passage is one short, sentence-aligned piece of text with metadata. Metadata keys used across
-kmed (all optional except ``source``):
-
-- ``entity_ids`` / ``entity_names``: KB ids the passage is about (the owning entry first);
-- ``section``: e.g. ``overview``, ``self_care``; ``section_title``: its Korean title;
-- ``entity_type``: condition | symptom | drug | department | test | red_flag | kg_fact | aihub;
-- ``departments``: department ids; ``source``: human-readable source names joined by ", ";
-- ``source_ids``: KB source ids; ``origin``: the file it came from; ``lang``: "ko" or "en".
+``Passage`` and its JSON-lines reader and writer live on the data floor (``kmed.data.passages``),
+where the KB and AI Hub pipelines build them; they are named here too for the retrieval modules.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
+from kmed.data.passages import Passage, read_jsonl, write_jsonl
 
-@dataclass
-class Passage:
-    id: str
-    title: str
-    text: str
-    metadata: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Passage:
-        return cls(id=str(data["id"]), title=data.get("title", ""), text=data["text"], metadata=data.get("metadata", {}))
+__all__ = ["Hit", "Passage", "read_jsonl", "write_jsonl"]
 
 
 @dataclass
@@ -45,19 +25,3 @@ class Hit:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def write_jsonl(passages: Iterable[Passage], path: Path) -> int:
-    count = 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for passage in passages:
-            handle.write(json.dumps(passage.to_dict(), ensure_ascii=False) + "\n")
-            count += 1
-    return count
-
-
-def read_jsonl(path: Path) -> Iterator[Passage]:
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield Passage.from_dict(json.loads(line))

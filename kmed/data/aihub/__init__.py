@@ -11,6 +11,8 @@ per dataset (``medical``, ``healthcare``, ``korean``, ``math_solution``, ``inter
 ``pipeline``. PII scrubbing lives in ``kmed.data.pii`` (the agent's guardrails use it too).
 """
 
+# The dataset loaders register themselves with ``loading.register_loader`` when imported: once, here.
+from kmed.data.aihub import healthcare, interview, korean, math_solution, medical  # noqa: F401
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.pipeline import PrepareResult, prepare
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from kmed.data.aihub.loading import FileContext, FormatError, Loader, id_field, text_field
+from kmed.data.aihub.loading import FileContext, FormatError, Loader, id_field, register_loader, text_field
 from kmed.data.aihub.records import QA, Document, Provenance, Record, make_uid
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.split import stable_hash
@@ -53,6 +53,7 @@ def _answer_text(value: object) -> str:
     raise FormatError("bad_field", f"answer: {type(value).__name__}")
 
 
+@register_loader(20)
 class HealthcareLoader(Loader):
     def __init__(self) -> None:
         self._questions: list[tuple[tuple[str, str, str], QA]] = []

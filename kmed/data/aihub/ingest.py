@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from kmed.data.aihub.records import QA, Document, Record, dataset_title
 from kmed.data.aihub.text import chunk, content_terms, sentences
-from kmed.retrieval.passages import Passage
+from kmed.data.passages import Passage
 
 Linker = Callable[[str], list[str]]  # text → linked KB entity ids
 _MEDICAL_QA = ("mcq", "short", "descriptive")

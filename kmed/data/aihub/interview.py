@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
-from kmed.data.aihub.config import InterviewConfig
-from kmed.data.aihub.loading import FileContext, FormatError, Loader
+from kmed.data.aihub.config import InterviewConfig, PipelineConfig
+from kmed.data.aihub.loading import FileContext, FormatError, Loader, register_loader
 from kmed.data.aihub.records import Dialogue, Provenance, Record, make_uid
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.text import clean_text
@@ -37,9 +37,14 @@ def get_path(obj: object, path: str) -> object:
     return obj
 
 
+@register_loader(50)
 class InterviewLoader(Loader):
     def __init__(self, config: InterviewConfig):
         self.config = config
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> InterviewLoader:
+        return cls(config.interview)
 
     def sniff(self, obj: dict, ctx: FileContext) -> str | None:
         turns = get_path(obj, self.config.turns)

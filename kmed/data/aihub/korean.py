@@ -9,7 +9,7 @@ the passage as context: the base-model validation part of the mix.
 from __future__ import annotations
 
 from kmed.data.aihub.choices import answer_label, split_circled, strip_label
-from kmed.data.aihub.loading import FileContext, FormatError, Loader
+from kmed.data.aihub.loading import FileContext, FormatError, Loader, register_loader
 from kmed.data.aihub.records import QA, Provenance, Record, make_uid
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.school import (
@@ -24,6 +24,7 @@ from kmed.data.aihub.school import (
 DATASET = "korean_passage"
 
 
+@register_loader(40)
 class KoreanPassageLoader(Loader):
     def sniff(self, obj: dict, ctx: FileContext) -> str | None:
         if not looks_like_school(obj):

@@ -2,7 +2,9 @@
 
     records = load_records(Path("data/raw/aihub"), PipelineConfig(), report)
 
-Each file goes to the first loader whose ``sniff`` accepts it. The dataset is recognised from the
+Each file goes to the first loader whose ``sniff`` accepts it. Loaders register themselves with
+``@register_loader(rank)`` (lower ranks are asked first); the package ``__init__`` imports every loader
+module once, so this module never imports a loader. The dataset is recognised from the
 path (folder names such as ``09.필수의료 의학지식 데이터``, including the root the user gave) and, when
 the path says nothing, from the content (keys, file-name prefixes, domain codes). A file that cannot
 be decoded, parsed or recognised is skipped with a reason; nothing in a file can stop the run.
@@ -17,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.records import Record
@@ -120,15 +123,29 @@ class Loader:
         """Records that need every file first (e.g. pairing questions with answers)."""
         return []
 
+    @classmethod
+    def from_config(cls, config: PipelineConfig) -> Loader:
+        """A fresh loader for one run; loaders with settings read them from ``config``."""
+        return cls()
+
+
+_LoaderClass = TypeVar("_LoaderClass", bound=type[Loader])
+_REGISTRY: dict[str, tuple[int, type[Loader]]] = {}  # class name → (rank, class); a reload replaces
+
+
+def register_loader(rank: int) -> Callable[[_LoaderClass], _LoaderClass]:
+    """Class decorator: the loader joins ``default_loaders``, asked before loaders of higher rank."""
+
+    def register(cls: _LoaderClass) -> _LoaderClass:
+        _REGISTRY[cls.__qualname__] = (rank, cls)
+        return cls
+
+    return register
+
 
 def default_loaders(config: PipelineConfig) -> list[Loader]:
-    from kmed.data.aihub.healthcare import HealthcareLoader
-    from kmed.data.aihub.interview import InterviewLoader
-    from kmed.data.aihub.korean import KoreanPassageLoader
-    from kmed.data.aihub.math_solution import MathSolutionLoader
-    from kmed.data.aihub.medical import MedicalLoader
-
-    return [MedicalLoader(), HealthcareLoader(), MathSolutionLoader(), KoreanPassageLoader(), InterviewLoader(config.interview)]
+    """One fresh instance of every registered loader, in rank order."""
+    return [cls.from_config(config) for _, cls in sorted(_REGISTRY.values(), key=lambda entry: entry[0])]
 
 
 def decode_json(data: bytes) -> object:

@@ -9,7 +9,7 @@ Multiple-choice options are the circled digits across 오답 and 정답. A probl
 from __future__ import annotations
 
 from kmed.data.aihub.choices import CIRCLED, answer_label, split_circled, strip_label
-from kmed.data.aihub.loading import FileContext, FormatError, Loader
+from kmed.data.aihub.loading import FileContext, FormatError, Loader, register_loader
 from kmed.data.aihub.records import Exercise, Provenance, Record, make_uid
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.school import (
@@ -24,6 +24,7 @@ from kmed.data.aihub.school import (
 DATASET = "math_solution"
 
 
+@register_loader(30)
 class MathSolutionLoader(Loader):
     def sniff(self, obj: dict, ctx: FileContext) -> str | None:
         if not looks_like_school(obj):

@@ -14,7 +14,15 @@ missing (the department then comes from the ``TL_<과>`` folder), ``creation_yea
 from __future__ import annotations
 
 from kmed.data.aihub.choices import answer_label, split_question, strip_label
-from kmed.data.aihub.loading import FileContext, FormatError, Loader, id_field, int_field, text_field
+from kmed.data.aihub.loading import (
+    FileContext,
+    FormatError,
+    Loader,
+    id_field,
+    int_field,
+    register_loader,
+    text_field,
+)
 from kmed.data.aihub.records import DOMAINS, Q_TYPES, QA, Document, Provenance, Record, make_uid
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.text import guess_lang, sentences
@@ -46,6 +54,7 @@ def _explanation(rest: str, option: str) -> str:
     return rest.split("\n", 1)[1].strip() if "\n" in rest else ""
 
 
+@register_loader(10)
 class MedicalLoader(Loader):
     def sniff(self, obj: dict, ctx: FileContext) -> str | None:
         is_qa = "qa_id" in obj and "question" in obj

@@ -7,32 +7,40 @@ Steps: find files → load → scrub PII → dedupe (exact, near) → split → 
 → KG co-occurrence edges → grounded SFT mix → eval sets. Everything is written to a staging folder
 inside ``out`` and moved into place at the end; ``manifest.json`` goes last, so an interrupted run
 leaves the previous outputs whole and is redone next time.
+
+Entity linking belongs to the KG floor above this one, so it comes in as a parameter: ``linker``
+(``text → entity ids``) or ``make_linker`` (``KnowledgeBase → linker``, built only when the run is
+not skipped). The CLI passes ``make_linker`` built on ``kmed.kg.linker.EntityLinker``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from kmed.artifacts import MANIFEST, read_manifest, swap_in, write_jsonl, write_manifest
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.dedupe import dedupe
 from kmed.data.aihub.evalsets import mcq_item, open_item
-from kmed.data.aihub.ingest import Grounder, build_passages, cooccurrence_edges, link_passages
+from kmed.data.aihub.ingest import Grounder, Linker, build_passages, cooccurrence_edges, link_passages
 from kmed.data.aihub.loading import load_records
 from kmed.data.aihub.mix import build_mix
 from kmed.data.aihub.records import QA, Dialogue, Document, Exercise, Record
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.split import assign_splits
 from kmed.data.aihub.tree import DownloadTree
+from kmed.data.passages import write_jsonl as write_passages
 from kmed.data.pii import redact
 from kmed.errors import KmedError
-from kmed.retrieval.passages import write_jsonl
+
+if TYPE_CHECKING:
+    from kmed.data.kb import KnowledgeBase
 
 PIPELINE_VERSION = "1"
 EDGES_FILE = "kg_edges/aihub_cooccurrence.jsonl"
@@ -84,39 +92,23 @@ def _fingerprint(tree: DownloadTree, config: PipelineConfig, linking: str) -> di
 
 
 def _unchanged(out_dir: Path, fingerprint: dict) -> dict | None:
-    path = out_dir / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if manifest.get("fingerprint") != fingerprint:
+    manifest = read_manifest(out_dir)
+    if manifest is None or manifest.get("fingerprint") != fingerprint:
         return None
     if not all((out_dir / name).exists() for name in manifest.get("outputs", {})):
         return None
     return manifest
 
 
-def _load_kb(kb_dir: Path | None, report: Report):
-    """The KB for entity linking, or ``None`` (with a note) when the linker or the KB is unavailable."""
-    try:
-        import kmed.kg.linker  # noqa: F401 - checked here so a missing linker is one clear note
-        from kmed.data.kb import load_kb_or_fail
-    except ImportError as exc:
-        report.note(f"개체 연결기(kmed.kg.linker)를 불러오지 못해 개체 연결 없이 진행해요: {exc}")
-        return None
+def _load_kb(kb_dir: Path | None, report: Report) -> KnowledgeBase | None:
+    """The KB for entity linking, or ``None`` (with a note) when it cannot be read."""
+    from kmed.data.kb import load_kb_or_fail
+
     try:
         return load_kb_or_fail(kb_dir)
     except Exception as exc:  # noqa: BLE001 - a broken KB must not stop data preparation
         report.note(f"지식베이스를 읽지 못해 개체 연결 없이 진행해요 ('kmed kb validate'로 확인하세요): {str(exc).splitlines()[0][:200]}")
         return None
-
-
-def _make_linker(kb) -> Callable[[str], list[str]]:
-    """``text → ids`` of the entities the lead's EntityLinker finds, negated mentions left out."""
-    from kmed.kg.linker import EntityLinker
-
-    linker = EntityLinker.from_kb(kb)
-    return lambda text: [m.id for m in linker.link(text) if not m.negated]
 
 
 def scrub_record(record: Record, report: Report) -> None:
@@ -161,31 +153,15 @@ def dedupe_all(records: list[Record], config: PipelineConfig, report: Report) ->
     return kept
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-    return count
-
-
-def _publish(staging: Path, out_dir: Path, outputs: dict[str, int]) -> None:
-    """Move staged outputs into ``out_dir``: our folders swapped whole, single files replaced."""
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move staged outputs into ``out_dir``: our folders swapped whole, single files replaced, manifest last."""
     for name in OWNED_DIRS:
-        target, new = out_dir / name, staging / name
-        if not new.exists():
-            continue
-        old = out_dir / f".old-{name}-{os.getpid()}"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    for name in OWNED_FILES + ("manifest.json",):
+        if (staging / name).exists():
+            swap_in(staging / name, out_dir / name)
+    for name in OWNED_FILES + (MANIFEST,):
         if (staging / name).exists():
             (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / name, out_dir / name)
+            (staging / name).replace(out_dir / name)
 
 
 def prepare(
@@ -197,10 +173,14 @@ def prepare(
     kb_dir: Path | None = None,
     progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
-    linker: Callable[[str], list[str]] | None = None,
+    linker: Linker | None = None,
+    make_linker: Callable[[KnowledgeBase], Linker] | None = None,
 ) -> PrepareResult:
-    """Run the pipeline (see the module docstring). ``linker`` replaces the KB's EntityLinker
-    (``text → entity ids``), e.g. in tests; ``link=False`` turns entity linking off."""
+    """Run the pipeline (see the module docstring).
+
+    Entity links come from ``linker`` (``text → entity ids``) or else from ``make_linker`` applied to
+    the KB in ``kb_dir``; with neither, or with ``link=False``, passages are not linked.
+    """
     config = config or PipelineConfig.load()
     progress = progress or Progress()
     stage = on_stage or (lambda _: None)
@@ -214,12 +194,14 @@ def prepare(
             f"{aihub_dir} 아래에서 JSON 파일이나 zip 파일을 찾지 못했어요.",
             "AI Hub에서 받은 폴더(예: '09.필수의료 의학지식 데이터')나 그 상위 폴더를 지정해 주세요.",
         )
-    kb = _load_kb(kb_dir, report) if link and linker is None else None
+    if link and linker is None and make_linker is None:
+        report.note("개체 연결기가 없어 개체 연결과 KG 동시출현 간선 없이 진행해요. 연결하려면 'kmed data prepare'로 실행하세요.")
+    kb = _load_kb(kb_dir, report) if link and linker is None and make_linker is not None else None
     linking = "custom" if link and linker is not None else (f"kb:{kb.content_hash()}" if kb else "off")
     fingerprint = _fingerprint(tree, config, linking)
     if not force and (manifest := _unchanged(out_dir, fingerprint)):
         return PrepareResult(out_dir, report, True, manifest)
-    linker = (linker if link else None) or (_make_linker(kb) if kb else None)
+    linker = (linker if link else None) or (make_linker(kb) if kb and make_linker else None)
 
     stage("load")
     progress.start("파일 읽기", tree.count_json())
@@ -253,24 +235,24 @@ def prepare(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
     try:
         outputs: dict[str, int] = {}
-        outputs["passages.jsonl"] = write_jsonl(passages, staging / "passages.jsonl")
-        outputs[EDGES_FILE] = _write_jsonl(staging / EDGES_FILE, edges)
+        outputs["passages.jsonl"] = write_passages(passages, staging / "passages.jsonl")
+        outputs[EDGES_FILE] = write_jsonl(staging / EDGES_FILE, edges)
         for bucket, by_split in mix.files.items():
             for split, examples in by_split.items():
-                outputs[f"mix/{bucket}/{split}.jsonl"] = _write_jsonl(staging / "mix" / bucket / f"{split}.jsonl", examples)
+                outputs[f"mix/{bucket}/{split}.jsonl"] = write_jsonl(staging / "mix" / bucket / f"{split}.jsonl", examples)
         mcq = [mcq_item(q) for q in held_out if q.q_type == "mcq"]
         open_ = [open_item(q, config.eval.max_key_facts) for q in held_out if q.q_type in ("short", "descriptive")]
-        outputs["eval/medical_mcq.jsonl"] = _write_jsonl(staging / "eval" / "medical_mcq.jsonl", mcq)
-        outputs["eval/medical_open.jsonl"] = _write_jsonl(staging / "eval" / "medical_open.jsonl", open_)
-        outputs["skipped.jsonl"] = _write_jsonl(staging / "skipped.jsonl", (s.to_dict() for s in report.skips))
+        outputs["eval/medical_mcq.jsonl"] = write_jsonl(staging / "eval" / "medical_mcq.jsonl", mcq)
+        outputs["eval/medical_open.jsonl"] = write_jsonl(staging / "eval" / "medical_open.jsonl", open_)
+        outputs["skipped.jsonl"] = write_jsonl(staging / "skipped.jsonl", (s.to_dict() for s in report.skips))
         report.written = dict(outputs)
         report.mix = {"available_train": mix.available, "taken_train": mix.taken, "shares": mix.shares()}
         report_data = report.to_dict()
         (staging / "report.json").write_text(json.dumps(report_data, ensure_ascii=False, indent=2), encoding="utf-8")
         outputs["report.json"] = 1
         manifest = {"fingerprint": fingerprint, "outputs": outputs, "linked": linker is not None, "counts": report_data}
-        (staging / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        _publish(staging, out_dir, outputs)
+        write_manifest(staging, manifest)
+        _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PrepareResult(out_dir, report, False, manifest)

@@ -1,19 +1,20 @@
-"""Training checkpoints for ``kmed train lora --resume``, and the atomic publish of the result.
+"""Training checkpoints for ``kmed train lora --resume`` (the result is published with ``kmed.artifacts.swap_in``).
 
     <out>.partial/checkpoints/step-00000050/   adapter_model.safetensors, optimizer.pt, trainer_state.json
 
-Each checkpoint is written to a hidden temp folder and renamed, so a crash mid-write leaves no
-folder that looks complete; ``latest_checkpoint`` only ever sees finished ones.
+Each checkpoint is written to a hidden temp folder and renamed (``kmed.artifacts.atomic_folder``), so
+a crash mid-write leaves no folder that looks complete; ``latest_checkpoint`` only ever sees finished
+ones, and the next save removes what a crash left behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from pathlib import Path
 
+from kmed.artifacts import atomic_folder
 from kmed.errors import ConfigError
 
 # Settings that change what is being trained; a resumed run must agree on all of them.
@@ -33,18 +34,15 @@ def save_checkpoint(work: Path, peft_model, optimizer, scheduler, state: dict, k
     from safetensors.torch import save_file
 
     final = work / "checkpoints" / f"step-{state['step']:08d}"
-    tmp = final.with_name(f".tmp-{final.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
-    save_file(weights, tmp / "adapter_model.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "optimizer.pt")
-    (tmp / "trainer_state.json").write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in checkpoints(work)[:-keep]:
+    with atomic_folder(final) as tmp:
+        weights = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
+        save_file(weights, tmp / "adapter_model.safetensors")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, tmp / "optimizer.pt")
+        (tmp / "trainer_state.json").write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
+    leftovers = list((work / "checkpoints").glob(".step-*.tmp-*"))  # from a run that crashed mid-save
+    for old in checkpoints(work)[:-keep] + leftovers:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -73,12 +71,3 @@ def latest_checkpoint(work: Path) -> Path | None:
     found = checkpoints(work)
     return found[-1] if found else None
 
-
-def publish(staged: Path, out: Path) -> None:
-    """Put ``staged`` at ``out`` with renames only; an old ``out`` is moved aside, then removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    aside = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, aside)
-    os.replace(staged, out)
-    shutil.rmtree(aside, ignore_errors=True)

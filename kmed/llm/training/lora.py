@@ -27,9 +27,10 @@ from pathlib import Path
 
 import yaml
 
+from kmed.artifacts import swap_in
 from kmed.errors import ConfigError
 from kmed.llm.training import data as D
-from kmed.llm.training.checkpoint import latest_checkpoint, publish, restore_checkpoint, save_checkpoint
+from kmed.llm.training.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train_lora.yaml"
 MANIFEST = "kmed_adapter.json"
@@ -359,7 +360,7 @@ def train_lora(config: TrainLoraConfig, tracker=None) -> dict:
         if (work / "train_log.jsonl").is_file():
             shutil.copy(work / "train_log.jsonl", staged / "train_log.jsonl")
         (staged / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-        publish(staged, out)
+        swap_in(staged, out)
         shutil.rmtree(work, ignore_errors=True)
     _barrier(dist)
     if dist.world_size > 1:
