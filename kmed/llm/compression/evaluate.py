@@ -177,3 +177,100 @@ def qa_score(path: str | Path, tokenizer, max_items: int = 20) -> tuple[float | 
     assistant = Assistant.load(generator=load_generator(str(path)))
     summary = evaluate(assistant, load_cases()[:max_items])
     return summary["pass_rate"], f"grounded dev set, {summary['cases']} cases"
+
+
+# ---- comparable across tokenizers: NLL of a fixed text, and agreement with the base model --------
+
+
+def cap_sentences(tokenizer, sentences: list[str], max_tokens: int | None) -> list[str]:
+    """The leading sentences whose tokens (by ``tokenizer``) fit in ``max_tokens`` (None: all)."""
+    if not max_tokens:
+        return list(sentences)
+    kept, total = [], 0
+    for sentence, ids in zip(sentences, tokenizer(list(sentences), add_special_tokens=False)["input_ids"], strict=True):
+        if kept and total + len(ids) + 1 > max_tokens:
+            break
+        kept.append(sentence)
+        total += len(ids) + 1
+    return kept
+
+
+@torch.no_grad()
+def text_nll(model, tokenizer, sentences: list[str], seq_len: int, batch_size: int = 16) -> tuple[float, int]:
+    """(summed next-token NLL in nats, tokens predicted) over the text; padding is never scored.
+
+    Divided by the *base* tokenizer's count, the sum gives a perplexity that stays comparable when
+    a stage changes the tokenizer (vocabulary trimming re-splits the rare pieces it removed).
+    """
+    blocks = token_blocks(tokenizer, sentences, seq_len)
+    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    real = blocks.numel() - _tail_padding(blocks, pad)
+    mask = (torch.arange(blocks.numel()) < real).view_as(blocks)
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(blocks), batch_size):
+        batch, keep = blocks[i : i + batch_size], mask[i : i + batch_size, 1:]
+        logits = model(input_ids=batch).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1), reduction="none")
+        total += float(nll[keep.reshape(-1)].sum())
+        count += int(keep.sum())
+    return total, count
+
+
+def _tail_padding(blocks: torch.Tensor, pad: int) -> int:
+    """Padding positions at the end (token_blocks ends every sentence with EOS and pads with it)."""
+    flat = blocks.reshape(-1).tolist()
+    n = 0
+    while n < len(flat) and flat[len(flat) - 1 - n] == pad:
+        n += 1
+    return max(n - 1, 0)  # the last of the run is the final sentence's own EOS
+
+
+@torch.no_grad()
+def base_reference(model, blocks: torch.Tensor) -> dict:
+    """The base model's next-token log-probabilities on ``blocks`` (fp16), kept to score later stages."""
+    model.eval()
+    logprobs = torch.cat([torch.log_softmax(model(input_ids=blocks[i : i + 4]).logits.float(), -1).half()
+                          for i in range(0, len(blocks), 4)])
+    return {"blocks": blocks, "logprobs": logprobs}
+
+
+@torch.no_grad()
+def agreement(model, reference: dict, keep: list[int] | None = None) -> dict:
+    """Mean KL(base ‖ stage) of next-token distributions and top-1 agreement with the base.
+
+    ``keep`` (old ids, sorted) is the vocabulary a trimming stage kept: blocks holding a removed
+    token are skipped (counted), the base distribution is renormalised over the kept tokens for
+    the KL (the mass it put elsewhere is reported as ``base_mass_removed``), and top-1 agreement
+    compares with the base's argmax over the *full* vocabulary, so a removed favourite counts
+    as a disagreement.
+    """
+    blocks, base_lp = reference["blocks"], reference["logprobs"]
+    if keep is not None:
+        index = torch.tensor(keep, dtype=torch.long)
+        new_id = torch.full((base_lp.shape[-1],), -1, dtype=torch.long)
+        new_id[index] = torch.arange(len(keep))
+        usable = (new_id[blocks] >= 0).all(dim=1)
+    else:
+        usable = torch.ones(len(blocks), dtype=torch.bool)
+    if not usable.any():
+        return {"kl": None, "top1_agreement": None, "positions": 0, "blocks_skipped": int(len(blocks))}
+    kl_sum, agree, positions, removed = 0.0, 0, 0, 0.0
+    model.eval()
+    for b in torch.nonzero(usable).flatten().tolist():
+        ids = blocks[b : b + 1] if keep is None else new_id[blocks[b : b + 1]]
+        stage_lp = torch.log_softmax(model(input_ids=ids).logits.float()[0], -1)
+        ref = base_lp[b].float()
+        base_top = ref.argmax(-1)
+        if keep is not None:
+            ref_kept = ref[:, index]
+            removed += float((1 - ref_kept.exp().sum(-1)).clamp_min(0).sum())
+            ref = ref_kept - torch.logsumexp(ref_kept, -1, keepdim=True)
+            stage_top = index[stage_lp.argmax(-1)]
+        else:
+            stage_top = stage_lp.argmax(-1)
+        kl_sum += float((ref.exp() * (ref - stage_lp)).sum())
+        agree += int((stage_top == base_top).sum())
+        positions += ids.shape[1]
+    return {"kl": kl_sum / positions, "top1_agreement": agree / positions, "positions": positions,
+            "blocks_skipped": int((~usable).sum()), "base_mass_removed": removed / positions if keep is not None else 0.0}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -27,14 +28,18 @@ import torch
 from kmed.errors import KmedError
 from kmed.llm.compression import distill as distill_mod
 from kmed.llm.compression import prune as prune_mod
+from kmed.llm.compression import vocab as vocab_mod
 from kmed.llm.compression.arch import check_model_dir
 from kmed.llm.compression.ckpt import atomic_output_dir, dir_bytes
 from kmed.llm.compression.evaluate import (
+    agreement,
+    base_reference,
+    cap_sentences,
     measure_in_subprocess,
     medical_corpus,
-    perplexity,
     qa_score,
     split_heldout,
+    text_nll,
     timed_greedy,
     token_blocks,
 )
@@ -45,7 +50,14 @@ from kmed.llm.compression.quantize import (
     require_cuda,
     save_quantized,
 )
-from kmed.llm.compression.recipe import DistillStage, PruneStage, QuantizeStage, Recipe, UnstructuredStage
+from kmed.llm.compression.recipe import (
+    DistillStage,
+    PruneStage,
+    QuantizeStage,
+    Recipe,
+    UnstructuredStage,
+    VocabStage,
+)
 from kmed.llm.compression.report import write_report
 
 
@@ -124,22 +136,33 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
     ev = recipe.eval
     train_text, heldout_text = split_heldout(medical_corpus(), ev.heldout_every)
-    eval_blocks = token_blocks(tokenizer, heldout_text, ev.ppl_seq_len)[: ev.max_eval_blocks]
+    if ev.max_eval_blocks:
+        heldout_text = cap_sentences(tokenizer, heldout_text, ev.max_eval_blocks * ev.ppl_seq_len)
+    base_nll, base_tokens = text_nll(model, tokenizer, heldout_text, ev.ppl_seq_len)
+    agree_blocks = token_blocks(tokenizer, heldout_text, ev.agreement_seq_len)[: ev.agreement_blocks]
+    reference = base_reference(model, agree_blocks) if ev.agreement_blocks else None
     meta = {
         "format": "kmed-compressed", "status": "running", "base": str(base), "recipe_name": recipe.name,
         "recipe": recipe.to_dict(), "train_sentences": len(train_text), "heldout_sentences": len(heldout_text),
-        "heldout_tokens": int(eval_blocks.numel()),
+        "heldout_tokens": base_tokens,
         "heldout_sha1": hashlib.sha1("\n".join(heldout_text).encode("utf-8")).hexdigest(),  # the KB changes: say which text
+        "agreement_positions": int(agree_blocks.numel()) if reference else 0,
         "speed_prompt_tokens": ev.speed_prompt_tokens,
         "speed_new_tokens": ev.speed_new_tokens, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+    keep: list[int] | None = None  # the base ids a vocabulary stage kept, in their new order
 
     def score(name: str, kind: str, path: Path, m, tok, seconds: float, details: dict) -> dict:
         log(f"[{name}] 평가 중…")
+        nll, _ = (base_nll, base_tokens) if kind == "base" else text_nll(m, tok, heldout_text, ev.ppl_seq_len)
+        # Per base-tokenizer token: the same text and the same divisor at every stage, whatever the vocabulary.
         result = {"name": name, "kind": kind, "path": str(path), "seconds": round(seconds, 2), "details": details,
-                  "ppl": perplexity(m, eval_blocks), "bytes_on_disk": dir_bytes(path),
+                  "ppl": math.exp(nll / max(base_tokens, 1)), "bytes_on_disk": dir_bytes(path),
+                  "vocab_size": int(m.config.vocab_size),
                   "params": sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b is not None)}
+        if reference is not None:
+            result["agreement"] = agreement(m, reference, keep)
         result["qa"], result["qa_note"] = qa_score(path, tok, ev.qa_max_items) if ev.qa else (None, "off")
         if ev.memory_subprocess:
             speed = measure_in_subprocess(path, ev.speed_prompt_tokens, ev.speed_new_tokens)
@@ -148,24 +171,31 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
             speed = timed_greedy(m, ids, ev.speed_new_tokens)
         for key in ("ttft_s", "decode_tok_s", "prefill_tok_s", "peak_rss_bytes"):
             result[key] = speed.get(key)
+        agree = result.get("agreement") or {}
         log(f"[{name}] ppl {result['ppl']:.2f}, {result['bytes_on_disk'] / 2**20:.2f} MiB, "
-            f"decode {result['decode_tok_s'] or 0:.1f} tok/s")
+            f"decode {result['decode_tok_s'] or 0:.1f} tok/s"
+            + (f", top-1 {agree['top1_agreement']:.3f}, KL {agree['kl']:.4f}" if agree.get("kl") is not None else ""))
         return result
 
     results = [score("base", "base", base, model, tokenizer, 0.0, {})]
     stages_dir = tmp / "stages"
     stages_dir.mkdir()
-    train_blocks = token_blocks(tokenizer, train_text, max(getattr(s, "seq_len", 0) for s in recipe.stages) or ev.ppl_seq_len)
+    train_len = max(getattr(s, "seq_len", 0) for s in recipe.stages) or ev.ppl_seq_len
+    train_blocks = token_blocks(tokenizer, train_text, train_len)
     for i, stage in enumerate(recipe.stages, start=1):
         name = f"{i:02d}-{stage.kind}"
         path = stages_dir / name
         log(f"[{name}] 시작")
         t0 = time.time()
-        model, details = _apply(stage, model, tokenizer, train_blocks, results[-1]["path"], path, recipe.seed)
+        if isinstance(stage, VocabStage):
+            keep, tokenizer, details = _trim_vocabulary(stage, model, tokenizer, train_text, heldout_text, results[-1]["path"], path)
+            train_blocks = token_blocks(tokenizer, train_text, train_len)  # the same text in the new ids
+        else:
+            model, details = _apply(stage, model, tokenizer, train_blocks, results[-1]["path"], path, recipe.seed)
         seconds = time.time() - t0
         model, tok = _reload(path, tokenizer)  # score what a user would load, not the in-memory object
         result = score(name, stage.kind, path, model, tok, seconds, details)
-        result["gate"] = _gate(stage.gate, results[-1], result)
+        result["gate"] = _gate(stage.gate, results[-1], result, results[0])
         results.append(result)
         if not result["gate"]["passed"]:
             failure = f"{name} 단계가 기준을 넘었어요: " + "; ".join(result["gate"]["failed"])
@@ -211,8 +241,23 @@ def _reload(path: Path, tokenizer):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), tokenizer
 
 
-def _gate(gate, prev: dict, cur: dict) -> dict:
+def _gate(gate, prev: dict, cur: dict, base: dict | None = None) -> dict:
     failed, checks = [], []
+    base = base or {}
+    if gate.max_ppl_ratio_vs_base is not None and base.get("ppl") and cur.get("ppl"):
+        ratio = cur["ppl"] / base["ppl"]
+        checks.append(f"ppl vs base ×{ratio:.3f} ≤ ×{gate.max_ppl_ratio_vs_base}")
+        if ratio > gate.max_ppl_ratio_vs_base:
+            failed.append(f"perplexity vs base {base['ppl']:.2f} → {cur['ppl']:.2f} (×{ratio:.3f} > ×{gate.max_ppl_ratio_vs_base})")
+    agree = cur.get("agreement") or {}
+    if gate.min_top1_agreement is not None and agree.get("top1_agreement") is not None:
+        checks.append(f"top-1 vs base {agree['top1_agreement']:.3f} ≥ {gate.min_top1_agreement}")
+        if agree["top1_agreement"] < gate.min_top1_agreement:
+            failed.append(f"top-1 agreement with the base {agree['top1_agreement']:.3f} < {gate.min_top1_agreement}")
+    if gate.max_kl is not None and agree.get("kl") is not None:
+        checks.append(f"KL vs base {agree['kl']:.4f} ≤ {gate.max_kl}")
+        if agree["kl"] > gate.max_kl:
+            failed.append(f"KL(base ‖ stage) {agree['kl']:.4f} > {gate.max_kl}")
     if gate.max_ppl_ratio is not None and prev.get("ppl") and cur.get("ppl"):
         ratio = cur["ppl"] / prev["ppl"]
         checks.append(f"ppl ×{ratio:.3f} ≤ ×{gate.max_ppl_ratio}")
@@ -229,6 +274,24 @@ def _gate(gate, prev: dict, cur: dict) -> dict:
         if saving < gate.min_size_ratio_saving:
             failed.append(f"size saving {saving:.1%} < {gate.min_size_ratio_saving:.0%}")
     return {"passed": not failed, "checks": checks, "failed": failed}
+
+
+def _trim_vocabulary(stage: VocabStage, model, tokenizer, train_text: list[str], heldout_text: list[str],
+                     prev_path: str, path: Path):
+    """Choose the kept tokens from training text only, slice the model, save both; (keep, tokenizer, details)."""
+    tokenizer_json = Path(prev_path) / "tokenizer.json"
+    if not tokenizer_json.is_file():
+        raise KmedError(f"{prev_path} 에 tokenizer.json 이 없어서 어휘를 줄일 수 없어요.", "vocab 단계를 레시피의 첫 단계로 두세요.")
+    corpus = list(train_text) if "kb" in stage.corpus else []
+    if "triage" in stage.corpus:
+        corpus += vocab_mod.triage_texts()
+    keep, details = vocab_mod.choose_vocabulary(tokenizer, json.loads(tokenizer_json.read_text(encoding="utf-8")),
+                                                corpus, stage.keep_first)
+    details["heldout_coverage"] = vocab_mod.coverage(tokenizer, keep, heldout_text)
+    vocab_mod.trim_model_vocabulary(model, keep)
+    model.save_pretrained(path)
+    new_tokenizer = vocab_mod.save_trimmed_tokenizer(prev_path, path, keep)
+    return keep, new_tokenizer, details
 
 
 def _apply(stage, model, tokenizer, train_blocks: torch.Tensor, prev_path: str, path: Path, seed: int):

@@ -2,7 +2,7 @@
 
     kmed compress --base models/kb-teacher --out models/kb-small --recipe configs/compress/default.yaml
 
-A recipe is a list of stages run in order (``distill``, ``prune``, ``unstructured``, ``quantize``),
+A recipe is a list of stages run in order (``vocab``, ``distill``, ``prune``, ``unstructured``, ``quantize``),
 each with a ``gate``: how much worse than the previous stage it may score before the pipeline stops.
 Every key is a dataclass field; an unknown key is an error naming the key and the keys allowed,
 so a typo never silently falls back to a default.
@@ -22,6 +22,7 @@ from kmed.errors import ConfigError
 KD_LOSSES = ("forward_kl", "reverse_kl", "skew_forward_kl", "skew_reverse_kl", "ce")
 QUANT_SCHEMES = ("int8", "int4", "bnb_int8", "bnb_nf4")
 IMPORTANCE = ("activation", "magnitude")
+VOCAB_CORPORA = ("kb", "triage")  # KB sentences outside the held-out split; data/triage utterances
 
 
 @dataclass
@@ -31,6 +32,10 @@ class Gate:
     max_ppl_ratio: float | None = 1.25  # held-out perplexity may grow by at most this factor
     max_qa_drop: float | None = 0.05  # grounded-QA score may fall by at most this much (absolute)
     min_size_ratio_saving: float | None = None  # e.g. 0.2: the stage must shrink the model by ≥ 20 %
+    # Against the unmodified base model rather than the stage before (None: not checked):
+    max_ppl_ratio_vs_base: float | None = None  # e.g. 1.05: at most +5 % perplexity in all
+    min_top1_agreement: float | None = None  # e.g. 0.9: the next-token argmax equals the base's ≥ 90 %
+    max_kl: float | None = None  # mean KL(base ‖ stage) in nats per token
 
     def __post_init__(self) -> None:
         if self.max_ppl_ratio is not None and self.max_ppl_ratio < 1.0:
@@ -136,6 +141,23 @@ class QuantizeStage:
 
 
 @dataclass
+class VocabStage:
+    """Keep only the tokens Korean medical text needs (kmed/llm/compression/vocab.py)."""
+
+    kind: str = "vocab"
+    keep_first: int = 5000  # also keep the lowest ids made of ASCII only: common English, numbers, code
+    corpus: list[str] = field(default_factory=lambda: ["kb", "triage"])  # training text whose tokens stay
+    gate: Gate = field(default_factory=Gate)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.corpus) - set(VOCAB_CORPORA))
+        if unknown:
+            raise ConfigError(f"vocab.corpus 에 알 수 없는 이름 {unknown}이 있어요.", f"{list(VOCAB_CORPORA)} 중에서 고르세요.")
+        if self.keep_first < 0:
+            raise ConfigError("vocab.keep_first는 0 이상이어야 해요.")
+
+
+@dataclass
 class EvalSettings:
     """How every stage is re-scored."""
 
@@ -147,6 +169,8 @@ class EvalSettings:
     speed_prompt_tokens: int = 64
     speed_new_tokens: int = 16
     memory_subprocess: bool = True  # peak RSS of reloading the stage in a fresh process
+    agreement_blocks: int = 16  # held-out blocks on which KL and top-1 agreement with the base are scored
+    agreement_seq_len: int = 64
 
 
 @dataclass
@@ -168,7 +192,7 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-STAGE_TYPES = {"distill": DistillStage, "prune": PruneStage, "unstructured": UnstructuredStage, "quantize": QuantizeStage}
+STAGE_TYPES = {"vocab": VocabStage, "distill": DistillStage, "prune": PruneStage, "unstructured": UnstructuredStage, "quantize": QuantizeStage}
 
 
 def _build(cls, raw, where: str):
