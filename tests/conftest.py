@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kmed.data.kb import load_kb_or_fail
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runs_dir(tmp_path_factory):
+    """Run records from commands under test go to a temporary folder, never the project's runs/."""
+    before = os.environ.get("KMED_RUNS_DIR")
+    os.environ["KMED_RUNS_DIR"] = str(tmp_path_factory.mktemp("runs"))
+    yield
+    if before is None:
+        os.environ.pop("KMED_RUNS_DIR", None)
+    else:
+        os.environ["KMED_RUNS_DIR"] = before
 
 
 @pytest.fixture(scope="session")

@@ -105,14 +105,15 @@ def test_missing_package_says_which_pip_install(tmp_path, monkeypatch, kind, mod
 # ---- the CLI -----------------------------------------------------------------------------------
 
 
-def test_eval_grounded_report_to_needs_out():
+def test_report_to_without_a_run_folder_names_the_fix():
+    """The tracker writes into the run record; with --no-record and no --out there is nowhere to write."""
     from typer.testing import CliRunner
 
     from kmed.cli.main import app
 
-    result = CliRunner().invoke(app, ["eval", "grounded", "--report-to", "tensorboard"])
+    result = CliRunner().invoke(app, ["--no-record", "eval", "grounded", "--report-to", "tensorboard"])
     assert isinstance(result.exception, KmedError)
-    assert "--out" in str(result.exception)
+    assert "--out" in str(result.exception) and "--no-record" in str(result.exception)
 
 
 def test_eval_grounded_reports_its_summary(tmp_path, monkeypatch):
@@ -137,7 +138,7 @@ def test_eval_grounded_reports_its_summary(tmp_path, monkeypatch):
     scalars = _scalars(out / "tensorboard")
     assert scalars["eval/pass_rate"] == [(0, 0.5)] and scalars["eval/turn_latency_ms/p95"] == [(0, 4.0)]
     assert "eval/refusal_precision" not in scalars  # None: no refusals, nothing to plot
-    assert (out / "config.json").is_file() and (out / "cases.jsonl").is_file()
+    assert (out / "config.json").is_file() and (out / "cases.jsonl").is_file() and (out / "metrics.json").is_file()
 
 
 def test_train_lora_reports_loss_to_tensorboard(tmp_path):
@@ -172,3 +173,8 @@ def test_train_lora_reports_loss_to_tensorboard(tmp_path):
     assert scalars["train/loss"][-1][1] == pytest.approx(manifest["training"]["last_loss"], rel=1e-5)
     for key in ("train/lr", "train/tokens_per_s", "train/peak_memory_mb"):
         assert len(scalars[key]) == 2 and all(value > 0 for _, value in scalars[key])
+    config = json.loads((run_dir / "config.json").read_text())  # --run-dir is the run record too
+    assert config["command"] == "train lora" and config["status"] == "complete"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["training"]["last_loss"] == manifest["training"]["last_loss"]
+    assert "loss.png" in (run_dir / "report.md").read_text() and (run_dir / "loss.png").stat().st_size > 5000

@@ -2,6 +2,10 @@
 
     kmed compress --base models/kb-teacher --out models/kb-small --recipe configs/compress/default.yaml
     kmed bench llm --shape polyglot-ko-1.3b --layers 4 --new-tokens 8 --json
+    kmed compress … --report-to tensorboard|wandb|mlflow   # each stage's numbers and gate, step = stage
+
+Both leave a run record in runs/<UTC time>-<name>/ (kmed/runs.py): each stage's quality, size,
+speed, memory and gate in metrics.json, and the frontier plots in report.md.
 """
 
 from __future__ import annotations
@@ -13,23 +17,28 @@ import typer
 from rich.console import Console
 
 from kmed.cli.groups import bench_app
+from kmed.cli.record import recorded
 
 console = Console(stderr=True)
 
 
+@recorded("compress", label=("out",))
 def compress(
     base: Path = typer.Option(..., "--base", help="압축할 모델 폴더 (save_pretrained 형식, GPT-NeoX 또는 LLaMA)"),
     out: Path = typer.Option(..., "--out", help="결과 폴더: model/, stages/, manifest.json, report.md"),
     recipe: Path | None = typer.Option(None, "--recipe", help="configs/compress/*.yaml (없으면 int4 양자화만)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="이미 있는 --out 을 (끝났을 때) 바꿔치기"),
     as_json: bool = typer.Option(False, "--json", help="단계별 결과를 JSON으로 출력"),
+    report_to: str = typer.Option("none", "--report-to", help="실험 기록: none | tensorboard | wandb | mlflow (실행 기록 폴더에)"),
 ) -> None:
     """모델을 증류·가지치기·양자화하고, 단계마다 다시 평가해 기준을 넘으면 멈춰요."""
+    from kmed.cli.record import record_compression
     from kmed.llm.compression.pipeline import run
     from kmed.llm.compression.recipe import default_recipe, load_recipe
 
     plan = load_recipe(recipe) if recipe else default_recipe()
-    result = run(base, out, plan, overwrite=overwrite, log=lambda msg: console.print(msg, soft_wrap=True, markup=False))
+    result = record_compression(lambda: run(base, out, plan, overwrite=overwrite,
+                                            log=lambda msg: console.print(msg, soft_wrap=True, markup=False)), out, report_to)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -38,6 +47,7 @@ def compress(
         typer.echo(markdown_table(result["stages"]))
 
 
+@recorded("bench llm", label=("shape", "layers"))
 def bench_llm(
     shape: str = typer.Option("polyglot-ko-1.3b", "--shape", help="configs/models.yaml 의 모델 이름"),
     layers: int | None = typer.Option(None, "--layers", help="층 수 (빠르게 볼 때 줄이세요; 기본: 실제 층 수)"),
@@ -62,6 +72,7 @@ def bench_llm(
         save.parent.mkdir(parents=True, exist_ok=True)
         save.write_text(text, encoding="utf-8")
     typer.echo(text if as_json else markdown(result))
+    return result
 
 
 def register(app: typer.Typer) -> None:

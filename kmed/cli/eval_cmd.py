@@ -2,12 +2,13 @@
 
     kmed eval retrieval --json                 # data/eval/retrieval_dev.jsonl
     kmed eval grounded --json [--set dev|test|regression] [--model PATH] [--out DIR] [--no-classifier]
-    kmed eval grounded --out DIR --report-to tensorboard|wandb|mlflow   # the summary metrics, in DIR
-    kmed eval compare RUN_A RUN_B [--json]     # paired significance of two --out runs
+    kmed eval grounded --report-to tensorboard|wandb|mlflow   # the summary metrics, in the run folder
+    kmed eval compare RUN_A RUN_B [--json]     # paired significance of two runs (folders or names in runs/)
     kmed bench retrieval --json [--scales 100000,1000000]
     kmed bench agent --json
 
-Reports print as JSON with --json, and are also written with --out DIR (report.json + report.md).
+Reports print as JSON with --json. Every run but compare leaves a run record (kmed/runs.py) in
+runs/<UTC time>-<name>/, or in --out DIR when given (then also report.json).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kmed.cli.groups import bench_app, eval_app
+from kmed.cli.record import current, recorded, track
 
 console = Console()
 
@@ -57,6 +59,7 @@ def to_markdown(report: dict, title: str) -> str:
 
 
 @eval_app.command("retrieval")
+@recorded("eval retrieval", label=("data",), folder="out")
 def eval_retrieval(
     data: Path = typer.Option(None, "--data", help="JSONL dev set (default: data/eval/retrieval_dev.jsonl)"),
     as_json: bool = typer.Option(False, "--json"),
@@ -67,7 +70,9 @@ def eval_retrieval(
     from kmed.eval.retrieval_eval import evaluate, load_cases
 
     cases = load_cases(data)
-    report = evaluate(Assistant.load(), cases)
+    rows: list[dict] = []
+    report = evaluate(Assistant.load(), cases, rows=rows)
+    current().cases(rows)
     if not as_json:
         table = Table(title=f"retrieval ({len(cases)} queries)")
         keys = ["recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "p50_ms"]
@@ -79,9 +84,11 @@ def eval_retrieval(
         console.print(table)
     if as_json or out:
         _emit(report, as_json, out, "Retrieval evaluation")
+    return report
 
 
 @eval_app.command("grounded")
+@recorded("eval grounded", label=("data", "which", "no_classifier", "model"), folder="out")
 def eval_grounded(
     which: str = typer.Option("dev", "--set", help="dev | test (locked: report only) | regression"),
     data: Path = typer.Option(None, "--data", help="JSONL case file (overrides --set)"),
@@ -91,23 +98,17 @@ def eval_grounded(
     adapter: str = typer.Option(None, "--adapter"),
     as_json: bool = typer.Option(False, "--json"),
     out: Path = typer.Option(None, "--out"),
-    report_to: str = typer.Option("none", "--report-to", help="none | tensorboard | wandb | mlflow (needs --out)"),
+    report_to: str = typer.Option("none", "--report-to", help="none | tensorboard | wandb | mlflow (in the run folder)"),
 ) -> None:
     """Case pass rate, emergency recall, over-triage, citation coverage, refusal precision/recall, latency."""
     from kmed import Assistant
     from kmed.errors import KmedError
     from kmed.eval.grounded_eval import SETS, evaluate, load_cases
-    from kmed.eval.tracking import make_tracker
     from kmed.llm.factory import load_generator
 
     if data is None and which not in SETS:
         raise KmedError(f"평가 세트 '{which}'를 몰라요.", f"--set 은 {', '.join(SETS)} 중 하나예요.")
-    if report_to != "none" and out is None:
-        raise KmedError(f"--report-to {report_to}은(는) 기록을 쓸 폴더가 필요해요.",
-                        f"--out DIR 을 함께 주세요 (예: --out runs/a --report-to {report_to}).")
-    run_config = {"command": "eval grounded", "set": str(data) if data else which, "model": model, "adapter": adapter,
-                  "classifier": not no_classifier}
-    tracker = make_tracker(report_to, out, f"eval-grounded-{out.name}", run_config) if out else None
+    tracker = track(report_to)
     try:
         cases = load_cases(data or SETS[which])
         assistant = Assistant.load(generator=load_generator(model, adapter=adapter))
@@ -120,43 +121,26 @@ def eval_grounded(
             report["failures"] = f"{len(report['failures'])}건 (잠긴 시험 세트: --show-failures 로만 표시)"
             rows = [{k: v for k, v in r.items() if k not in ("turns", "answer")} for r in rows]  # outcomes only
         _emit(report, as_json, out, "Grounded consultation evaluation")
-        if out:
-            _write_run(out, rows, run_config)
-            keys = ("pass_rate", "emergency_recall", "over_triage_rate", "citation_coverage", "quoted_fragments",
-                    "refusal_precision", "refusal_recall", "turn_latency_ms", "cases")
-            tracker.log_metrics({f"eval/{k}": report[k] for k in keys if k in report})
+        current().cases(rows)  # what kmed eval compare pairs
+        keys = ("pass_rate", "emergency_recall", "over_triage_rate", "citation_coverage", "quoted_fragments",
+                "refusal_precision", "refusal_recall", "turn_latency_ms", "cases")
+        tracker.log_metrics({f"eval/{k}": report[k] for k in keys if k in report})
     finally:
-        if tracker is not None:
-            tracker.finish()
-
-
-def _write_run(out: Path, rows: list[dict], config: dict) -> None:
-    """Per-case rows (``cases.jsonl``, what ``kmed eval compare`` pairs) and the run's inputs (``config.json``)."""
-    import subprocess
-
-    from kmed.eval.bench import machine
-
-    with open(out / "cases.jsonl", "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    config = {**config, "git_commit": commit or None, "machine": machine()}
-    (out / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
+        tracker.finish()
+    return {k: v for k, v in report.items() if k != "failures" or isinstance(v, str)}  # the failures are in cases.jsonl
 
 
 @eval_app.command("compare")
 def eval_compare(
-    run_a: Path = typer.Argument(..., help="A: a folder written by kmed eval grounded --out"),
+    run_a: Path = typer.Argument(..., help="A: an eval grounded run (its folder, or its name in runs/)"),
     run_b: Path = typer.Argument(..., help="B: the same set, another build or setting"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Pair two runs case by case: each metric's difference, paired bootstrap interval and McNemar p."""
     from kmed.eval.compare import compare, to_markdown
+    from kmed.runs import resolve
 
-    report = compare(run_a, run_b)
+    report = compare(resolve(run_a), resolve(run_b))
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
@@ -164,6 +148,7 @@ def eval_compare(
 
 
 @bench_app.command("retrieval")
+@recorded("bench retrieval", label=("scales",), folder="out")
 def bench_retrieval_cmd(
     scales: str = typer.Option("100000", "--scales", help="Synthetic corpus sizes, comma-separated (e.g. 100000,1000000)"),
     no_rebuild: bool = typer.Option(False, "--no-rebuild", help="Skip timing a fresh index build"),
@@ -176,10 +161,13 @@ def bench_retrieval_cmd(
 
     queries = [c.query for c in load_cases(DEFAULT_DATA)] if DEFAULT_DATA.exists() else ["두통", "배가 아파요"]
     sizes = [int(s) for s in scales.split(",") if s.strip()]
-    _emit(bench_retrieval(queries, sizes, rebuild=not no_rebuild), as_json, out, "Retrieval benchmark")
+    report = bench_retrieval(queries, sizes, rebuild=not no_rebuild)
+    _emit(report, as_json, out, "Retrieval benchmark")
+    return report
 
 
 @bench_app.command("agent")
+@recorded("bench agent", folder="out")
 def bench_agent_cmd(
     as_json: bool = typer.Option(False, "--json"),
     out: Path = typer.Option(None, "--out"),
@@ -189,31 +177,8 @@ def bench_agent_cmd(
     from kmed.eval.grounded_eval import DEFAULT_DATA, load_cases
 
     turns = [c["turns"] for c in load_cases(DEFAULT_DATA)] if DEFAULT_DATA.exists() else [["어제부터 열이 나고 목이 아파요"]]
-    _emit(bench_agent(turns), as_json, out, "Agent benchmark")
-
-
-@eval_app.command("mcqa")
-def eval_mcqa(
-    model: Path = typer.Option(..., "--model", help="Hugging Face 모델 폴더나 kmed compress 결과 폴더"),
-    data: Path = typer.Option(None, "--data", help="KorMedMCQA 폴더나 .jsonl (기본: ../shared/benchmarks/kormedmcqa_train_subset)"),
-    limit: int = typer.Option(200, "--limit", min=0, help="과목별 비율을 지킨 고정 표본 크기 (0: 전체 2,004문항)"),
-    method: str = typer.Option("option_loglik", "--method", help="option_loglik (보기 로그우도, 글자당) | next_letter (다음 글자 A–E)"),
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="한 번에 돌리는 문항 수"),
-    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU 스레드 수 (기본: torch 기본값)"),
-    as_json: bool = typer.Option(False, "--json"),
-) -> dict:
-    """KorMedMCQA 정확도: 과목별, 95% 신뢰구간과 찍기 수준(20%)을 함께 (평가 전용, CC BY-NC)."""
-    from kmed.llm.mcqa import evaluate, to_markdown
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    report = evaluate(model, data, limit=limit, method=method, batch_size=batch_size)
-    if as_json:
-        print(json.dumps(report, ensure_ascii=False, indent=2))
-    else:
-        console.print(to_markdown(report), markup=False, highlight=False)
+    report = bench_agent(turns)
+    _emit(report, as_json, out, "Agent benchmark")
     return report
 
 

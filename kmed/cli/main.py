@@ -34,6 +34,16 @@ app.add_typer(kg_app, name="kg")
 err_console = Console(stderr=True)
 
 
+@app.callback()
+def _run_records(
+    runs_dir: str = typer.Option(None, "--runs-dir", help="실행 기록 폴더 (기본: $KMED_RUNS_DIR 또는 runs/)"),
+    no_record: bool = typer.Option(False, "--no-record", help="train·compress·eval·bench 의 실행 기록을 남기지 않기"),
+) -> None:
+    from kmed import runs
+
+    runs.configure(runs_dir, enabled=not no_record)
+
+
 def _register_optional_commands() -> None:
     """Areas register here; each module owns its own commands."""
     import importlib
@@ -47,6 +57,7 @@ def _register_optional_commands() -> None:
         "kmed.cli.train_cmd",  # train lora
         "kmed.cli.compress_cmd",  # compress, bench llm
         "kmed.cli.serve_cmd",  # serve, bench serve
+        "kmed.cli.report_cmd",  # report
     ):
         try:
             module = importlib.import_module(module_name)

@@ -16,11 +16,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kmed.cli.groups import eval_app
+from kmed.cli.record import current, recorded
 
 err_console = Console(stderr=True)
 
 
 @eval_app.command("safety")
+@recorded("eval safety", label=("sets", "limit"), folder="out")
 def eval_safety(
     data: Path = typer.Option(None, "--data", help="Benchmark folder (default: ../shared/benchmarks next to the project)"),
     limit: int = typer.Option(None, "--limit", min=1, help="At most N items per set (deterministic sample)"),
@@ -42,7 +44,9 @@ def eval_safety(
             task = bar.add_task(name, total=total)
             return lambda n: bar.advance(task, n)
 
-        report = evaluate(assistant, root, names, limit, progress)
+        rows: list[dict] = []
+        report = evaluate(assistant, root, names, limit, progress, cases=rows)
+    current().cases(rows)
     if out:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -51,6 +55,7 @@ def eval_safety(
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         Console().print(to_markdown(report), markup=False, highlight=False)
+    return report
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from kmed.cli.core_cmd import MODEL_HELP, load_assistant
 from kmed.cli.groups import bench_app
+from kmed.cli.record import current, recorded
 
 console = Console(stderr=True)
 
@@ -51,6 +52,7 @@ def serve(
 
 
 @bench_app.command("serve")
+@recorded("bench serve", label=("sessions", "turns"), folder="out")
 def bench_serve_cmd(
     sessions: int = typer.Option(50, "--sessions", help="동시 세션 수"),
     turns: int = typer.Option(10, "--turns", help="세션당 턴 수"),
@@ -74,7 +76,9 @@ def bench_serve_cmd(
         for key, value in report.items():
             console.print(f"{key}: {json.dumps(value, ensure_ascii=False)}", highlight=False, markup=False)
     if not report.get("ok"):
+        current().metrics(report)
         raise typer.Exit(1)
+    return report
 
 
 def register(app: typer.Typer) -> None:

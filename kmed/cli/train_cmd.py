@@ -2,7 +2,7 @@
 
     kmed train lora --base models/polyglot-ko-1.3b --out models/kmed-lora [--data qa.jsonl] [--max-steps 200]
     kmed train lora … --resume                  # continue an interrupted run from its last checkpoint
-    kmed train lora … --report-to tensorboard   # loss, lr, tokens/s, peak memory per log step (runs/<time>-lora-<name>/)
+    kmed train lora … --report-to tensorboard   # loss, lr, tokens/s, peak memory per log step, in the run record
     kmed train make-data --out data/processed/kb_grounded_qa.jsonl   # the KB-generated records, to inspect
 """
 
@@ -15,11 +15,14 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from kmed.cli.record import current, recorded, track
+
 train_app = typer.Typer(help="LLM 학습 (근거 인용 답변 LoRA)", no_args_is_help=True)
 console = Console()
 
 
 @train_app.command("lora")
+@recorded("train lora", label=("out",), folder="run_dir")
 def lora(
     base: str = typer.Option(..., "--base", help="기본 모델 폴더 또는 허브 id (GPT-NeoX, LLaMA 계열)"),
     out: Path = typer.Option(..., "--out", help="만들 어댑터 폴더"),
@@ -31,13 +34,11 @@ def lora(
     no_progress: bool = typer.Option(False, "--no-progress", help="진행 막대 숨기기"),
     as_json: bool = typer.Option(False, "--json", help="결과 manifest를 JSON으로 출력"),
     report_to: str = typer.Option("none", "--report-to", help="실험 기록: none | tensorboard | wandb | mlflow"),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="실험 기록 폴더 (기본: runs/<시각>-lora-<out 이름>)"),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="실행 기록 폴더 (기본: runs/<UTC 시각>-train-lora-<out 이름>)"),
 ) -> None:
     """LoRA 어댑터 학습: 번호 붙은 참고 자료만으로 답하고 자료 번호로 인용하도록."""
     import dataclasses
-    from datetime import datetime, timezone
 
-    from kmed.eval.tracking import make_tracker
     from kmed.llm.training.lora import load_train_config, train_lora
 
     cfg = load_train_config(
@@ -50,21 +51,17 @@ def lora(
         overwrite=overwrite or None,
         progress=False if (no_progress or as_json) else None,
     )
-    tracker = None
-    if report_to != "none" and os.environ.get("RANK", "0") == "0":  # one process reports under torchrun
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        run_dir = run_dir or Path("runs") / f"{stamp}-lora-{out.name}"
-        tracker = make_tracker(report_to, run_dir, f"lora-{out.name}", dataclasses.asdict(cfg))
+    tracker = track(report_to)  # rank 0 only under torchrun
+    tracker.log_config(dataclasses.asdict(cfg))
     try:
         manifest = train_lora(cfg, tracker=tracker)
     finally:
-        if tracker is not None:
-            tracker.finish()
+        tracker.finish()
     if os.environ.get("RANK", "0") != "0":  # under torchrun, one report is enough
         return
     if as_json:
         typer.echo(json.dumps(manifest, ensure_ascii=False, indent=1))
-        return
+        return manifest
     t, d = manifest["training"], manifest["data"]
     if resume and not t.get("resumed_from"):
         console.print("이어서 할 체크포인트가 없어서 처음부터 학습했어요.")
@@ -75,11 +72,13 @@ def lora(
         + f", {t['seconds']:.1f}초)"
     )
     console.print(f"사용: kmed ask \"…\" --model {base} --adapter {out}")
-    if tracker is not None:
-        console.print(f"실험 기록 ({report_to}): {run_dir}")
+    if current().path:
+        console.print(f"실행 기록: {current().path}" + (f" ({report_to})" if report_to != "none" else ""))
+    return manifest
 
 
 @train_app.command("make-data")
+@recorded("train make-data", label=("out",))
 def make_data(
     out: Path = typer.Option(..., "--out", help="쓸 JSONL 경로"),
     seed: int = typer.Option(42, "--seed"),
@@ -89,6 +88,7 @@ def make_data(
 
     count = write_records(kb_records(seed=seed), out)
     console.print(f"{count}개 레코드를 {out}에 썼어요.")
+    return {"records": count, "out": str(out)}
 
 
 def register(app: typer.Typer) -> None:

@@ -64,9 +64,12 @@ def score_ranking(ranking: list[str], gold: list[str]) -> dict[str, float]:
     return out
 
 
-def evaluate(assistant, cases: list[RetrievalCase], modes: dict = MODES) -> dict:
+def evaluate(assistant, cases: list[RetrievalCase], modes: dict = MODES, rows: list[dict] | None = None) -> dict:
+    """The summary; one row per query (its scores in every mode, top entities) is appended to ``rows`` when given."""
     retriever = assistant.retriever
     report: dict = {"queries": len(cases), "modes": {}, "failures": {}}
+    per_case = {case.id: {"id": case.id, "query": case.query, "kind": case.kind, "gold": case.gold, "modes": {}}
+                for case in cases}
     for name, mode in modes.items():
         if "dense" in mode and retriever.a.faiss is None:
             continue
@@ -78,6 +81,8 @@ def evaluate(assistant, cases: list[RetrievalCase], modes: dict = MODES) -> dict
             hits = retriever.search(case.query, k=DEPTH, modes=mode)
             latencies.append((time.perf_counter() - started) * 1000)
             scores = score_ranking(entity_ranking(hits), case.gold)
+            per_case[case.id]["modes"][name] = {**{k: round(v, 4) for k, v in scores.items()},
+                                                "top": entity_ranking(hits)[:5]}
             for key, value in scores.items():
                 totals.setdefault(key, []).append(value)
             if scores["recall@5"] == 0 and name == "hybrid":
@@ -88,4 +93,6 @@ def evaluate(assistant, cases: list[RetrievalCase], modes: dict = MODES) -> dict
         report["modes"][name] = metrics
         if misses:
             report["failures"][name] = misses[:25]
+    if rows is not None:
+        rows.extend(per_case.values())
     return report

@@ -315,8 +315,11 @@ def summarize(name: str, rows: list[dict], seconds: float = 0.0, total: int | No
 
 
 def evaluate(assistant, data: str | Path | None = None, sets: Iterable[str] = SETS, limit: int | None = None,
-             progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict:
-    """Run every selected set present under ``data``. ``progress(set, n)`` returns a per-item callback."""
+             progress: Callable[[str, int], Callable[[int], None]] | None = None, cases: list | None = None) -> dict:
+    """Run every selected set present under ``data``. ``progress(set, n)`` returns a per-item callback.
+
+    ``cases``, when given, gets one row per item: set, id, label, reply kind, refusal reason, latency
+    (not the prompt or the answer: the benchmarks stay where they are)."""
     root = resolve_root(data)
     loaded, skipped = load_sets(root, sets)
     if not loaded:
@@ -327,6 +330,9 @@ def evaluate(assistant, data: str | Path | None = None, sets: Iterable[str] = SE
         started = time.perf_counter()
         rows = run_items(assistant, chosen, progress(name, len(chosen)) if progress else None)
         report["sets"][name] = summarize(name, rows, time.perf_counter() - started, total=len(items))
+        if cases is not None:
+            cases.extend({"set": name, **{k: r[k] for k in ("id", "label", "kind", "reason")}, "ms": round(r["ms"], 2)}
+                         for r in rows)
     report["total_seconds"] = round(sum(s["seconds"] for s in report["sets"].values()), 2)
     return report
 
