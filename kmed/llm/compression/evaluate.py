@@ -60,14 +60,41 @@ def split_heldout(sentences: list[str], every: int = 10) -> tuple[list[str], lis
     return train, heldout
 
 
-def token_blocks(tokenizer, sentences: list[str], seq_len: int) -> torch.Tensor:
-    """Sentences joined with EOS, tokenized once, cut into [n, seq_len] blocks (the tail is padded out)."""
-    eos = tokenizer.eos_token or ""
-    ids = tokenizer(eos.join(sentences) + eos, add_special_tokens=False)["input_ids"]
-    n = max(1, math.ceil(len(ids) / seq_len))
+def document_bos(tokenizer) -> int | None:
+    """The BOS id when the tokenizer starts every text with one (Gemma, LLaMA); None for kmed's tiny ones."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None:
+        return None
+    ids = tokenizer("가", add_special_tokens=True)["input_ids"]
+    return bos if ids and ids[0] == bos else None
+
+
+def token_blocks(tokenizer, sentences: list[str], seq_len: int, with_mask: bool = False):
+    """The text tokenized once and cut into ``[n, seq_len]`` blocks (the tail padded out).
+
+    A pretrained model whose tokenizer starts every text with BOS (Gemma) reads the sentences as
+    one document, a line each, and every block starts with BOS: without it such a model is far
+    off its training distribution. kmed's tiny tokenizers have no BOS, and their models were
+    trained on sentences joined with EOS, so that is what they get. ``with_mask`` also returns
+    which positions hold text rather than padding.
+    """
+    bos = document_bos(tokenizer)
+    if bos is None:
+        eos = tokenizer.eos_token or ""
+        ids = tokenizer(eos.join(sentences) + eos, add_special_tokens=False)["input_ids"]
+        width = seq_len
+    else:
+        ids = tokenizer("\n".join(sentences), add_special_tokens=False)["input_ids"]
+        width = seq_len - 1
+    n = max(1, math.ceil(len(ids) / width))
     pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    ids = ids + [pad] * (n * seq_len - len(ids))
-    return torch.tensor(ids, dtype=torch.long).view(n, seq_len)
+    real = torch.arange(n * width) < len(ids)
+    blocks = torch.tensor(ids + [pad] * (n * width - len(ids)), dtype=torch.long).view(n, width)
+    mask = real.view(n, width)
+    if bos is not None:
+        blocks = torch.cat([torch.full((n, 1), bos, dtype=torch.long), blocks], dim=1)
+        mask = torch.cat([torch.ones((n, 1), dtype=torch.bool), mask], dim=1)
+    return (blocks, mask) if with_mask else blocks
 
 
 @torch.no_grad()
@@ -202,10 +229,9 @@ def text_nll(model, tokenizer, sentences: list[str], seq_len: int, batch_size: i
     Divided by the *base* tokenizer's count, the sum gives a perplexity that stays comparable when
     a stage changes the tokenizer (vocabulary trimming re-splits the rare pieces it removed).
     """
-    blocks = token_blocks(tokenizer, sentences, seq_len)
-    pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-    real = blocks.numel() - _tail_padding(blocks, pad)
-    mask = (torch.arange(blocks.numel()) < real).view_as(blocks)
+    blocks, mask = token_blocks(tokenizer, sentences, seq_len, with_mask=True)
+    vocab = int(getattr(model.config, "vocab_size", 0) or 1)
+    batch_size = max(1, min(batch_size, (1 << 27) // (blocks.shape[1] * vocab)))  # ≤ 512 MiB of fp32 logits
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(blocks), batch_size):
@@ -215,15 +241,6 @@ def text_nll(model, tokenizer, sentences: list[str], seq_len: int, batch_size: i
         total += float(nll[keep.reshape(-1)].sum())
         count += int(keep.sum())
     return total, count
-
-
-def _tail_padding(blocks: torch.Tensor, pad: int) -> int:
-    """Padding positions at the end (token_blocks ends every sentence with EOS and pads with it)."""
-    flat = blocks.reshape(-1).tolist()
-    n = 0
-    while n < len(flat) and flat[len(flat) - 1 - n] == pad:
-        n += 1
-    return max(n - 1, 0)  # the last of the run is the final sentence's own EOS
 
 
 @torch.no_grad()
