@@ -228,7 +228,7 @@ def test_load_errors_are_actionable(tiny_paths, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # simulate a machine without it
     with pytest.raises(ModelLoadError) as missing:
         HFGenerator(tiny_paths["gpt_neox"], quantize="int8").warm_up()
-    assert missing.value.fix == "pip install bitsandbytes"
+    assert missing.value.fix == "pip install 'kmed[quant]'"
 
 
 # ---- OpenAI-compatible server -----------------------------------------------------------------

@@ -8,6 +8,10 @@
 
 ``generator`` defaults to the weight-free ``ExtractiveGenerator``; pass any ``kmed.llm.base.Generator``
 (e.g. from ``kmed.llm.factory.load_generator``) to answer with a real model.
+
+Start-up reads only the built index: the KB files are hashed (not parsed) to check that the index
+is current, and the KB itself, the term dictionary with its keys, the KG and the passages come from
+the index. The YAML is parsed only when the index must be (re)built.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ from pathlib import Path
 from kmed.agent.classifier import MessageClassifier, load_or_build
 from kmed.agent.red_flags import RedFlagEngine
 from kmed.agent.session import Session
-from kmed.data.kb import KnowledgeBase, load_kb_or_fail
+from kmed.data.kb import KnowledgeBase, combined_hash, kb_file_hashes, load_kb_or_fail
 from kmed.errors import IndexMissingError, IndexStaleError, KmedError
 from kmed.kg.linker import EntityLinker
 from kmed.llm.base import Generator
-from kmed.paths import default_index_dir
+from kmed.paths import default_index_dir, default_kb_dir
 from kmed.retrieval.config import RetrievalConfig
 from kmed.retrieval.hybrid import HybridRetriever
 from kmed.retrieval.index import build_index, check_index, load_index, read_manifest
@@ -55,26 +59,33 @@ class Assistant:
         progress=None,
         classifier_dir: str | Path | None = None,
     ) -> Assistant:
-        """Load the KB and its index; a missing or stale index is rebuilt (``auto_build``) or reported."""
+        """Load the index built from the KB; a missing or stale index is rebuilt (``auto_build``) or reported."""
         started = time.perf_counter()
-        kb = load_kb_or_fail(kb_dir)
+        root = Path(kb_dir) if kb_dir else default_kb_dir()
+        files = kb_file_hashes(root)
+        if files is None:
+            load_kb_or_fail(root)  # raises the KB's own "folder not found" error
+        digest = combined_hash(files)
         if not isinstance(config, RetrievalConfig):
             config = RetrievalConfig.load(config)
         folder = Path(index_dir) if index_dir else default_index_dir() / "default"
-        problem = check_index(folder, kb, config)
+        previous = read_manifest(folder) or {}
+        with_processed = isinstance(previous.get("inputs"), dict) and bool(previous["inputs"].get("processed"))
+        kb: KnowledgeBase | None = None  # parsed only to build
+        problem = check_index(folder, digest, config)
         if problem:
             if not auto_build:
                 error = IndexMissingError if problem == "missing" else IndexStaleError
                 raise error(f"검색 인덱스({folder})가 {problem} 상태예요.", "kmed build index 로 만드세요.")
-            previous = read_manifest(folder) or {}
-            with_processed = bool(previous.get("inputs", {}).get("processed"))
+            kb = load_kb_or_fail(root)
             build_index(kb, folder, config, with_processed=with_processed, progress=progress)
         try:
-            artifacts = load_index(folder, kb, config)
-        except IndexStaleError:
+            artifacts = load_index(folder, kb if kb is not None else digest, config, kb_root=root)
+        except IndexStaleError:  # a corrupt file: rebuilt silently, or reported with the fix
             if not auto_build:
                 raise
-            build_index(kb, folder, config, progress=progress)
+            kb = kb if kb is not None else load_kb_or_fail(root)
+            build_index(kb, folder, config, with_processed=with_processed, progress=progress)
             artifacts = load_index(folder, kb, config)
         retriever = HybridRetriever(artifacts, EntityLinker(artifacts.terms), config)
         if generator is None:
@@ -83,7 +94,8 @@ class Assistant:
             generator = ExtractiveGenerator()
         # The classifier depends only on data/triage, not on the KB, so every index shares one.
         classifier = _load_classifier(classifier_dir, auto_build)
-        return cls(kb, retriever, generator, load_seconds=time.perf_counter() - started, classifier=classifier)
+        return cls(artifacts.kb, retriever, generator, load_seconds=time.perf_counter() - started,
+                   classifier=classifier)
 
     def session(self) -> Session:
         return Session(self)

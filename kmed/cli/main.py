@@ -8,6 +8,7 @@ one-line summary and how to get details (``KMED_DEBUG=1``), never a bare traceba
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from kmed.cli import kb_cmd
 from kmed.cli.groups import bench_app, build_app, eval_app, kg_app
-from kmed.errors import KmedError
+from kmed.errors import EXTRAS, KmedError
 
 app = typer.Typer(
     name="kmed",
@@ -71,7 +72,29 @@ def _register_optional_commands() -> None:
 _register_optional_commands()
 
 
+class _KmedRecordsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name == "kmed" or record.name.startswith("kmed.")
+
+
+def quiet_third_party() -> None:
+    """Only kmed's own warnings reach the terminal: a library's log records and Python warnings
+    (e.g. bitsandbytes' "Failed to load CPU gemm_4bit_forward …") never print above an answer.
+    ``KMED_DEBUG=1`` leaves everything as it is. ``kmed serve`` replaces this with its JSON log."""
+    if os.environ.get("KMED_DEBUG"):
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # transformers prints through its own handler
+    logging.captureWarnings(True)  # warnings.warn → the "py.warnings" logger, filtered out below
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_KmedRecordsOnly())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
 def main() -> None:
+    quiet_third_party()
     try:
         app()  # standalone: usage errors and typer.Exit become SystemExit with the right code
     except KmedError as exc:
@@ -79,15 +102,26 @@ def main() -> None:
         if exc.fix:
             err_console.print(f"[yellow]해결 방법:[/yellow] {exc.fix}", soft_wrap=True)
         sys.exit(2)
+    except ModuleNotFoundError as exc:  # an optional extra a feature needs (kmed.errors.EXTRAS)
+        package = (exc.name or "").split(".")[0]
+        if package not in EXTRAS or os.environ.get("KMED_DEBUG"):
+            _unexpected(exc)
+        err_console.print(f"[red]오류:[/red] 이 기능에는 {package} 패키지가 필요한데 설치되어 있지 않아요.", soft_wrap=True)
+        err_console.print(f"[yellow]해결 방법:[/yellow] pip install 'kmed[{EXTRAS[package]}]' 로 설치하세요.", soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("중단했어요.")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - last line of defence for users
-        if os.environ.get("KMED_DEBUG"):
-            raise
-        err_console.print(f"[red]예상하지 못한 오류가 났어요:[/red] {type(exc).__name__}: {exc}", soft_wrap=True)
-        err_console.print("자세한 내용은 KMED_DEBUG=1 을 붙여 다시 실행해 주세요.")
-        sys.exit(1)
+        _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> None:
+    if os.environ.get("KMED_DEBUG"):
+        raise exc
+    err_console.print(f"[red]예상하지 못한 오류가 났어요:[/red] {type(exc).__name__}: {exc}", soft_wrap=True)
+    err_console.print("자세한 내용은 KMED_DEBUG=1 을 붙여 다시 실행해 주세요.")
+    sys.exit(1)
 
 
 if __name__ == "__main__":

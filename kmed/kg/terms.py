@@ -10,14 +10,20 @@ Two things make Korean lay text link reliably:
    "배가 아프다" and "배아파요" all become (배/N, 아프/V), so they match the same entry.
 
 Typo correction stays off: it rewrites user-dictionary compounds.
+
+Computing the keys runs Kiwi over every surface form (about 15,000 analyses for the shipped KB), so
+a build does it once and an index stores them (``to_dict``); loading (``from_dict``) only registers
+the user words and rebuilds the trie.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from kmed.data.kb import KnowledgeBase
+if TYPE_CHECKING:
+    from kmed.data.kb import KnowledgeBase
 
 # Kiwi tags dropped from keys: particles, endings, punctuation, adverbs, interjections, auxiliaries.
 _DROP_PREFIXES = ("J", "E", "SF", "SP", "SS", "SE", "SO", "SW", "MAJ", "IC", "VX", "VCP", "VCN", "NNB", "XSV", "XSA")
@@ -115,11 +121,22 @@ def new_kiwi():
     return Kiwi()
 
 
+def kiwi_version() -> str:
+    """The kiwipiepy and model versions: stored keys are valid only for the Kiwi that produced them."""
+    try:
+        import kiwipiepy
+        import kiwipiepy_model
+    except ImportError:  # pragma: no cover - declared dependencies
+        return "unknown"
+    return f"{kiwipiepy.__version__}/{getattr(kiwipiepy_model, '__version__', '?')}"
+
+
 class TermDictionary:
     """Surface form keys → KB entries, plus the Kiwi instance that produced the keys."""
 
     def __init__(self, entries: list[TermEntry], user_words: list[str] | None = None, kiwi=None,
-                 base_keys: dict[str, list] | None = None):
+                 base_keys: dict[str, list] | None = None, keys: list | None = None):
+        """``keys``: precomputed ``[[unit, …], [entry index, …]]`` pairs (``to_dict``); computed when None."""
         self.entries = entries
         self.kiwi = kiwi or new_kiwi()
         if user_words is None:
@@ -131,17 +148,14 @@ class TermDictionary:
         self.base_keys = base_keys or {}
         for word in self.user_words:
             self.kiwi.add_user_word(word, "NNG", 0.0)
-        self.keys: dict[tuple[tuple[str, str], ...], list[TermEntry]] = {}
-        for entry in entries:
-            glued = entry.surface.replace(" ", "")
-            keys = [self.key_of(entry.surface), self.key_of(glued)]
-            if glued in self.base_keys:
-                keys.append(tuple(tuple(unit) for unit in self.base_keys[glued]))
-            for key in dict.fromkeys(keys):
-                if key and not all(tag in ("A", "X") for _, tag in key) and not _lossy(glued, key):
-                    bucket = self.keys.setdefault(key, [])
-                    if all(e.entity_id != entry.entity_id for e in bucket):
-                        bucket.append(entry)
+        # Kiwi rebuilds its dictionary on the first analysis after words are added (about 1.3 s on
+        # 2 cores); doing it here keeps that cost in loading, not in the first message.
+        self.tokenize("준비")
+        if keys is None:
+            self.keys = self._compute_keys()
+        else:
+            self.keys = {tuple((form, tag) for form, tag in units): [entries[i] for i in indexes]
+                         for units, indexes in keys}
         # A trie over key units; the entries of a complete key sit under the END marker.
         self.trie: dict = {}
         for key, bucket in self.keys.items():
@@ -149,6 +163,20 @@ class TermDictionary:
             for unit in key:
                 node = node.setdefault(unit, {})
             node[END] = bucket
+
+    def _compute_keys(self) -> dict[tuple[tuple[str, str], ...], list[TermEntry]]:
+        keys: dict[tuple[tuple[str, str], ...], list[TermEntry]] = {}
+        for entry in self.entries:
+            glued = entry.surface.replace(" ", "")
+            candidates = [self.key_of(entry.surface), self.key_of(glued)]
+            if glued in self.base_keys:
+                candidates.append(tuple(tuple(unit) for unit in self.base_keys[glued]))
+            for key in dict.fromkeys(candidates):
+                if key and not all(tag in ("A", "X") for _, tag in key) and not _lossy(glued, key):
+                    bucket = keys.setdefault(key, [])
+                    if all(e.entity_id != entry.entity_id for e in bucket):
+                        bucket.append(entry)
+        return keys
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase, kiwi=None) -> TermDictionary:
@@ -193,15 +221,20 @@ class TermDictionary:
     def surface_count(self) -> int:
         return len(self.entries)
 
-    # Plain-data form so an index can cache the dictionary and skip re-analysis at load time.
+    # Plain-data form, keys included, so an index can cache the dictionary and skip re-analysis at load time.
     def to_dict(self) -> dict:
+        position = {id(entry): i for i, entry in enumerate(self.entries)}
         return {
+            "kiwi": kiwi_version(),
             "user_words": self.user_words,
             "base_keys": self.base_keys,
             "entries": [[e.entity_id, e.entity_type, e.name, e.surface] for e in self.entries],
+            "keys": [[[list(unit) for unit in key], [position[id(e)] for e in bucket]] for key, bucket in self.keys.items()],
         }
 
     @classmethod
     def from_dict(cls, data: dict, kiwi=None) -> TermDictionary:
+        """The stored dictionary; its keys are reused only when the same Kiwi produced them."""
         entries = [TermEntry(*row) for row in data["entries"]]
-        return cls(entries, user_words=data["user_words"], kiwi=kiwi, base_keys=data.get("base_keys"))
+        keys = data.get("keys") if data.get("kiwi") == kiwi_version() else None
+        return cls(entries, user_words=data["user_words"], kiwi=kiwi, base_keys=data.get("base_keys"), keys=keys)

@@ -214,7 +214,7 @@ class HFGenerator(Generator):
         try:
             importlib.import_module("bitsandbytes")
         except ImportError as exc:
-            raise ModelLoadError(f"--quantize {self.quantize}에는 bitsandbytes가 필요해요.", "pip install bitsandbytes") from exc
+            raise ModelLoadError(f"--quantize {self.quantize}에는 bitsandbytes가 필요해요.", "pip install 'kmed[quant]'") from exc
         if self.device == "cuda":
             try:
                 importlib.import_module("accelerate")
@@ -246,7 +246,7 @@ class HFGenerator(Generator):
         try:
             from peft import PeftModel
         except ImportError as exc:
-            raise ModelLoadError("--adapter에는 peft가 필요해요.", "pip install peft") from exc
+            raise ModelLoadError("--adapter에는 peft가 필요해요.", "pip install 'kmed[lora]'") from exc
         try:
             return PeftModel.from_pretrained(model, str(self.adapter))
         except (ValueError, KeyError, RuntimeError) as exc:

@@ -15,11 +15,15 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from kmed.errors import require_extra
 
-from kmed.llm.base import ContextPassage, GenerationRequest
+require_extra("langchain_core", "langchain", "LangChain 채팅 모델")  # an optional extra: kmed[langchain]
+
+from langchain_core.language_models.chat_models import BaseChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage  # noqa: E402
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult  # noqa: E402
+
+from kmed.llm.base import ContextPassage, GenerationRequest  # noqa: E402
 
 _CONTEXT_LINE = re.compile(r"^\[(\d+)\]\s*(?:(.+?):\s+)?(.+)$")
 

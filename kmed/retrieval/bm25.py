@@ -4,12 +4,16 @@ Documents and queries are analysed by the term dictionary's Kiwi (user words reg
 "역류성식도염이" and "역류성 식도염은" give the same tokens. Queries are normalised through the
 dictionary: every linked lay form ("속이 쓰려요") adds the canonical term's tokens ("속쓰림").
 
-The index is a folder of plain files written by bm25s (``params.index.json``, ``*.npy``).
-``tests/test_retrieval.py`` checks scores against ``rank_bm25`` as an oracle.
+The index is a folder of plain files written by bm25s (``params.index.json``, ``vocab.index.json``,
+``*.csc.index.npy``: every term's precomputed BM25 score per document). A build uses bm25s; loading
+and scoring read those files with numpy alone, the way bm25s scores them, so a session does not
+import bm25s (with its tqdm, asyncio and scipy imports). ``tests/test_retrieval.py`` checks scores
+against ``rank_bm25`` as an oracle.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +29,14 @@ def analyze(terms: TermDictionary, text: str) -> list[str]:
 
 
 class BM25Index:
-    def __init__(self, retriever=None):
-        self.retriever = retriever
+    """Term → per-document BM25 scores as a CSC matrix (``data``, ``indices``, ``indptr``)."""
+
+    def __init__(self, vocab: dict[str, int], data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
+                 num_docs: int, retriever=None):
+        self.vocab = vocab
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.num_docs = int(num_docs)
+        self._retriever = retriever  # the bm25s object of a build, which writes the files
 
     @classmethod
     def build(cls, docs_tokens: list[list[str]]) -> BM25Index:
@@ -35,24 +45,37 @@ class BM25Index:
         retriever = bm25s.BM25(method="robertson", k1=K1, b=B)
         # An empty document would break bm25s's averages; a placeholder token keeps positions aligned.
         retriever.index([tokens or ["<empty>"] for tokens in docs_tokens], show_progress=False)
-        return cls(retriever)
+        scores = retriever.scores
+        return cls(retriever.vocab_dict, scores["data"], scores["indices"], scores["indptr"], scores["num_docs"], retriever)
 
     def scores(self, query_tokens: list[str], mask: np.ndarray | None = None) -> np.ndarray:
-        vocab = self.retriever.vocab_dict
-        known = [t for t in query_tokens if t in vocab]
-        n_docs = self.retriever.scores["num_docs"]
-        if not known:
-            return np.zeros(n_docs, dtype=np.float32)
-        scores = self.retriever.get_scores(known).astype(np.float32)
+        """Summed term scores per document, in the order bm25s sums them (so equal to its own)."""
+        scores = np.zeros(self.num_docs, dtype=np.float32)
+        for token in query_tokens:
+            term = self.vocab.get(token)
+            if term is None or term + 1 >= len(self.indptr):  # bm25s's "" placeholder has no column
+                continue
+            start, end = self.indptr[term], self.indptr[term + 1]
+            np.add.at(scores, self.indices[start:end], self.data[start:end])
         if mask is not None:
-            scores = np.where(mask, scores, 0.0)
+            scores = np.where(mask, scores, 0.0).astype(np.float32)
         return scores
 
     def save(self, folder: Path) -> None:
-        self.retriever.save(str(folder))
+        if self._retriever is None:
+            raise ValueError("only a freshly built BM25 index can be saved")
+        self._retriever.save(str(folder))
 
     @classmethod
     def load(cls, folder: Path) -> BM25Index:
-        import bm25s
-
-        return cls(bm25s.BM25.load(str(folder), mmap=False))
+        """Read bm25s's files; raises ``OSError``/``ValueError``/``KeyError`` when they are missing or garbled."""
+        folder = Path(folder)
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+        if params.get("method", "robertson") != "robertson":
+            raise ValueError(f"unsupported BM25 method {params.get('method')!r}")
+        arrays = [np.load(folder / f"{name}.csc.index.npy", allow_pickle=False) for name in ("data", "indices", "indptr")]
+        data, indices, indptr = arrays
+        if len(data) != len(indices) or not len(indptr) or int(indptr[-1]) != len(data) or len(indptr) > len(vocab) + 1:
+            raise ValueError("BM25 arrays do not match the vocabulary")
+        return cls(vocab, data, indices, indptr, params["num_docs"])

@@ -1,9 +1,11 @@
 """Dense retrieval: an embedder (one factory) and a FAISS index whose type follows corpus size.
 
 Embedders (``make_embedder(spec)``):
-- ``"kiwi-static"`` (default): a sentence-transformers ``StaticEmbedding`` over Kiwi morphemes,
-  trained at build time on the KB itself (lay terms → their entries' passages) with in-batch
-  negatives. Seeded and deterministic, a few seconds on 2 cores, no downloaded weights.
+- ``"kiwi-static"`` (default): a mean-pooled embedding bag over Kiwi morphemes, trained at build
+  time on the KB itself (lay terms → their entries' passages) with in-batch negatives. Seeded and
+  deterministic, a few seconds on 2 cores, no downloaded weights. Trained with torch alone and
+  saved in sentence-transformers' ``StaticEmbedding`` layout, so neither a build nor a session
+  imports sentence-transformers (and, through transformers, peft and bitsandbytes).
 - anything else: a sentence-transformers model name or local path (e.g. KURE, bge-m3) the user has.
 
 FAISS: exact inner product (``IndexFlatIP``) below ``HNSW_THRESHOLD`` vectors, HNSW above.
@@ -12,6 +14,7 @@ FAISS: exact inner product (``IndexFlatIP``) below ``HNSW_THRESHOLD`` vectors, H
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from pathlib import Path
 
@@ -34,38 +37,28 @@ def _require_faiss():
 
 
 class KiwiStaticEmbedder:
-    """StaticEmbedding over Kiwi morphemes; ``analyzer`` maps text → morpheme tokens."""
+    """A trained embedding matrix over Kiwi morphemes and its word-level tokenizer; ``analyzer`` maps text → tokens."""
 
     spec = "kiwi-static"
 
-    def __init__(self, model, analyzer):
-        self.model = model
+    def __init__(self, tokenizer, matrix: np.ndarray, analyzer):
+        self.tokenizer = tokenizer
+        self.matrix = np.asarray(matrix, dtype=np.float32)
         self.analyzer = analyzer
 
     @property
     def dim(self) -> int:
-        return self.model.get_sentence_embedding_dimension()
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        joined = [" ".join(self.analyzer(t)) or "[UNK]" for t in texts]
-        vectors = self.model.encode(joined, batch_size=256, convert_to_numpy=True, show_progress_bar=False)
-        return _normalize(vectors)
+        return int(self.matrix.shape[1])
 
     @classmethod
     def train(cls, pairs: list[tuple[str, str]], analyzer, seed: int = 13, steps: int = STATIC_STEPS) -> KiwiStaticEmbedder:
-        """In-batch-negatives training of a mean-pooled embedding bag, saved as a ``StaticEmbedding``.
+        """In-batch-negatives training of a mean-pooled embedding bag (what ``StaticEmbedding`` is inside).
 
-        The loop runs on a plain ``torch.nn.EmbeddingBag`` (what ``StaticEmbedding`` is inside) over
-        token ids, which is ~50x faster per step than going through ``SentenceTransformer.forward``.
+        The loop runs on a plain ``torch.nn.EmbeddingBag`` over token ids, which is ~50x faster per
+        step than going through ``SentenceTransformer.forward``.
         """
         import torch
-        from sentence_transformers import SentenceTransformer
         from tokenizers import Tokenizer, models, pre_tokenizers
-
-        try:  # sentence-transformers >= 5 moved the module; older versions keep the old path
-            from sentence_transformers.sentence_transformer.modules import StaticEmbedding
-        except ImportError:
-            from sentence_transformers.models import StaticEmbedding
 
         analyzed = [(" ".join(analyzer(a)) or "[UNK]", " ".join(analyzer(p)) or "[UNK]") for a, p in pairs]
         vocab = {"[UNK]": 0, "[PAD]": 1}
@@ -104,16 +97,36 @@ class KiwiStaticEmbedder:
             loss.backward()
             optimizer.step()
         torch.set_num_threads(threads)
-        module = StaticEmbedding(tokenizer, embedding_weights=bag.weight.detach().clone())
-        return cls(SentenceTransformer(modules=[module], device="cpu"), analyzer)
+        return cls(tokenizer, bag.weight.detach().cpu().numpy().copy(), analyzer)
 
     def save(self, folder: Path) -> None:
-        self.model.save(str(folder))
+        """The files ``StaticEmbedding.save`` writes, plus the two that let ``SentenceTransformer(folder)`` read them."""
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({"embedding.weight": np.ascontiguousarray(self.matrix)}, str(folder / "model.safetensors"))
+        self.tokenizer.save(str(folder / "tokenizer.json"))
+        module = {"idx": 0, "name": "0", "path": "", "type": _static_module_type()}
+        (folder / "modules.json").write_text(json.dumps([module], indent=2), encoding="utf-8")
+        config = {"prompts": {}, "default_prompt_name": None, "similarity_fn_name": "cosine"}
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path, analyzer) -> StaticNumpyEncoder:
         """Query-time loading skips torch and sentence-transformers (≈4 s of imports)."""
         return StaticNumpyEncoder(folder, analyzer)
+
+
+def _static_module_type() -> str:
+    """Where this sentence-transformers keeps ``StaticEmbedding``, found without importing it (v6 moved it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sentence_transformers")
+    for base in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(base) / "sentence_transformer" / "modules" / "static_embedding.py").exists():
+            return "sentence_transformers.sentence_transformer.modules.static_embedding.StaticEmbedding"
+    return "sentence_transformers.models.StaticEmbedding"
 
 
 class StaticNumpyEncoder:

@@ -3,15 +3,18 @@
     kmed build index [--with-processed]      # → indexes/default/
 
     indexes/default/manifest.json   inputs' hashes, versions, counts, build time, embedder
-                    terms.json      Kiwi user words + surface forms (the term dictionary)
+                    kb.json         the KB as validated JSON (what a session reads instead of the YAML)
+                    terms.json      Kiwi user words, surface forms and their morpheme keys
                     kg.json         the knowledge graph (node-link JSON)
                     passages.jsonl  every passage with metadata
-                    bm25/           bm25s arrays
+                    bm25/           bm25s arrays (read with numpy)
                     dense/          embedder, vectors.npy, text hashes, faiss.index
 
-A build writes to a temporary folder beside the target and swaps it in at the end, so an
-interrupted build leaves the previous index usable. Vectors of passages whose text did not change
-are reused when the embedder is the same, so a small KB edit re-embeds only what changed.
+The index holds everything a session needs, so loading parses no YAML and runs no Kiwi analysis
+over the dictionary; whether it is current is decided by hashing the KB files (``kb_file_hashes``)
+against the manifest. A build writes to a temporary folder beside the target and swaps it in at the
+end, so an interrupted build leaves the previous index usable. Vectors of passages whose text did
+not change are reused when the embedder is the same, so a small KB edit re-embeds only what changed.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kmed.artifacts import swap_in
+from kmed.artifacts import file_sha256, swap_in
 from kmed.data.kb import KnowledgeBase, load_kb_or_fail
 from kmed.errors import IndexMissingError, IndexStaleError
 from kmed.kg.graph import build_graph, graph_from_json, graph_to_json, merge_extra_edges
-from kmed.kg.terms import TermDictionary
-from kmed.paths import default_index_dir, default_processed_dir
+from kmed.kg.terms import TermDictionary, kiwi_version
+from kmed.paths import default_index_dir, default_kb_dir, default_processed_dir
 from kmed.retrieval.bm25 import BM25Index, analyze
 from kmed.retrieval.chunking import kb_passages
 from kmed.retrieval.config import RetrievalConfig
@@ -45,19 +48,14 @@ from kmed.retrieval.dense import (
 )
 from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
 
-FORMAT_VERSION = 4  # bump when the artifacts or the term-dictionary keys change meaning
+# Bump when the artifacts or the term-dictionary keys change meaning. 5: kb.json, stored keys.
+FORMAT_VERSION = 5
+# Files a usable index must hold (dense/ only when the config enables it).
+REQUIRED = ("kb.json", "terms.json", "kg.json", "passages.jsonl", "bm25")
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _file_sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _versions() -> dict:
@@ -76,13 +74,19 @@ def processed_inputs(with_processed: bool) -> dict[str, str]:
         return {}
     root = default_processed_dir()
     files = [root / "passages.jsonl", *sorted((root / "kg_edges").glob("*.jsonl"))]
-    return {str(p.relative_to(root)): _file_sha(p) for p in files if p.exists()}
+    return {str(p.relative_to(root)): file_sha256(p) for p in files if p.exists()}
 
 
-def expected_inputs(kb: KnowledgeBase, config: RetrievalConfig, with_processed: bool) -> dict:
+def kb_digest(kb: KnowledgeBase | str) -> str:
+    """The ``kb_hash`` an index records: a parsed KB's, or a digest from ``kb.combined_hash``."""
+    return kb if isinstance(kb, str) else kb.content_hash()
+
+
+def expected_inputs(kb: KnowledgeBase | str, config: RetrievalConfig, with_processed: bool) -> dict:
     return {
         "format": FORMAT_VERSION,
-        "kb_hash": kb.content_hash(),
+        "kb_hash": kb_digest(kb),
+        "analyzer": kiwi_version(),
         "config": config.fingerprint(),
         "processed": processed_inputs(with_processed),
     }
@@ -98,6 +102,7 @@ class IndexArtifacts:
     bm25: BM25Index
     embedder: object | None
     faiss: FaissIndex | None
+    kb: KnowledgeBase | None = None
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -107,16 +112,20 @@ def read_manifest(folder: Path) -> dict | None:
         return None
 
 
-def check_index(folder: Path, kb: KnowledgeBase, config: RetrievalConfig) -> str | None:
-    """None when the index matches the KB and config; otherwise why it must be rebuilt."""
+def check_index(folder: Path, kb: KnowledgeBase | str, config: RetrievalConfig) -> str | None:
+    """None when the index matches the KB (parsed, or its files' digest) and config; otherwise why it must be rebuilt."""
     manifest = read_manifest(folder)
     if manifest is None:
         return "missing" if not folder.exists() else "corrupt (manifest.json unreadable)"
     inputs = manifest.get("inputs", {})
+    if not isinstance(inputs, dict):
+        return "corrupt (manifest.json has no inputs)"
     with_processed = bool(inputs.get("processed"))
+    if inputs.get("format") != FORMAT_VERSION:
+        return f"stale (format {inputs.get('format')}; this kmed reads format {FORMAT_VERSION})"
     if inputs != expected_inputs(kb, config, with_processed):
-        return "stale (the KB, config or processed data changed since it was built)"
-    for name in ("terms.json", "kg.json", "passages.jsonl", "bm25"):
+        return "stale (the KB, config, Kiwi or processed data changed since it was built)"
+    for name in REQUIRED:
         if not (folder / name).exists():
             return f"corrupt ({name} is missing)"
     return None
@@ -140,6 +149,7 @@ def build_index(
     tmp.mkdir()
     step = progress or (lambda message, fraction: None)
     try:
+        (tmp / "kb.json").write_text(json.dumps(kb.to_snapshot(), ensure_ascii=False), encoding="utf-8")
         step("용어 사전(Kiwi)", 0.05)
         terms = TermDictionary.from_kb(kb)
         (tmp / "terms.json").write_text(json.dumps(terms.to_dict(), ensure_ascii=False), encoding="utf-8")
@@ -251,16 +261,30 @@ def _analyzer(terms: TermDictionary, memo: dict | None = None):
     return cached
 
 
-def load_index(folder: Path, kb: KnowledgeBase, config: RetrievalConfig, strict: bool = True) -> IndexArtifacts:
+def _read_passages(path: Path) -> list[Passage]:
+    """The index's JSONL parsed as one JSON array: one C-level parse instead of one per line."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Passage.from_dict(row) for row in json.loads("[" + ",".join(lines) + "]")]
+
+
+def load_index(folder: Path, kb: KnowledgeBase | str, config: RetrievalConfig, strict: bool = True,
+               kb_root: Path | None = None) -> IndexArtifacts:
+    """Read a built index. ``kb``: the parsed KB, reused as is, or its files' digest, and then the KB
+    comes from the index's ``kb.json`` (with ``kb_root`` as its root). Never parses the YAML."""
     problem = check_index(folder, kb, config)
     if problem and strict:
         error = IndexMissingError if problem == "missing" else IndexStaleError
         raise error(f"검색 인덱스({folder})가 {problem} 상태예요.", "kmed build index 로 다시 만드세요.")
     try:
         manifest = read_manifest(folder) or {}
+        if isinstance(kb, KnowledgeBase):
+            snapshot = kb
+        else:
+            data = json.loads((folder / "kb.json").read_text(encoding="utf-8"))
+            snapshot = KnowledgeBase.from_snapshot(data, kb_root or default_kb_dir())
         terms = TermDictionary.from_dict(json.loads((folder / "terms.json").read_text(encoding="utf-8")))
         graph = graph_from_json(json.loads((folder / "kg.json").read_text(encoding="utf-8")))
-        passages = list(read_jsonl(folder / "passages.jsonl"))
+        passages = _read_passages(folder / "passages.jsonl")
         bm25 = BM25Index.load(folder / "bm25")
         embedder = faiss_index = None
         dense = manifest.get("dense")
@@ -270,8 +294,8 @@ def load_index(folder: Path, kb: KnowledgeBase, config: RetrievalConfig, strict:
             else:
                 embedder = SentenceTransformerEmbedder(dense["model"])
             faiss_index = FaissIndex.load(folder / "dense" / "faiss.index", dense["index_type"])
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         raise IndexStaleError(
-            f"검색 인덱스({folder})가 손상됐어요: {type(exc).__name__}: {exc}", "kmed build index 로 다시 만드세요."
+            f"검색 인덱스({folder})가 손상됐어요: {type(exc).__name__}: {str(exc)[:200]}", "kmed build index 로 다시 만드세요."
         ) from exc
-    return IndexArtifacts(folder, manifest, terms, graph, passages, bm25, embedder, faiss_index)
+    return IndexArtifacts(folder, manifest, terms, graph, passages, bm25, embedder, faiss_index, snapshot)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from langchain_core.callbacks import CallbackManagerForRetrieverRun
-    from langchain_core.documents import Document
-    from langchain_core.retrievers import BaseRetriever
-except ImportError as exc:  # pragma: no cover - langchain-core is declared, but stay explicit
-    raise ImportError("LangChain 어댑터에는 langchain-core가 필요해요: pip install langchain-core") from exc
+from kmed.errors import require_extra
+
+require_extra("langchain_core", "langchain", "LangChain 검색기 어댑터")  # an optional extra: kmed[langchain]
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun  # noqa: E402
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.retrievers import BaseRetriever  # noqa: E402
 
 
 class KmedRetriever(BaseRetriever):

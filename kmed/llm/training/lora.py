@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from kmed.artifacts import swap_in
-from kmed.errors import ConfigError
+from kmed.errors import ConfigError, require_extra
 from kmed.llm.training import data as D
 from kmed.llm.training.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
 
@@ -244,6 +244,10 @@ def train_lora(config: TrainLoraConfig, tracker=None) -> dict:
     work = Path(f"{out}.partial")
     if out.exists() and not config.overwrite:
         raise ConfigError(f"'{out}'이(가) 이미 있어요.", "다른 --out을 주거나, 덮어쓰려면 --overwrite를 붙이세요.")
+    # Optional extras, checked before minutes of loading: peft (kmed[lora]); bitsandbytes for nf4 (kmed[quant]).
+    require_extra("peft", "lora", "LoRA 학습")
+    if config.quantize == "nf4":
+        require_extra("bitsandbytes", "quant", "--quantize nf4 학습")
 
     # 1. processes and seeds
     dist = setup_processes()
