@@ -182,5 +182,30 @@ def bench_agent_cmd(
     return report
 
 
+@eval_app.command("mcqa")
+def eval_mcqa(
+    model: Path = typer.Option(..., "--model", help="Hugging Face 모델 폴더나 kmed compress 결과 폴더"),
+    data: Path = typer.Option(None, "--data", help="KorMedMCQA 폴더나 .jsonl (기본: ../shared/benchmarks/kormedmcqa_train_subset)"),
+    limit: int = typer.Option(200, "--limit", min=0, help="과목별 비율을 지킨 고정 표본 크기 (0: 전체 2,004문항)"),
+    method: str = typer.Option("option_loglik", "--method", help="option_loglik (보기 로그우도, 글자당) | next_letter (다음 글자 A–E)"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="한 번에 돌리는 문항 수"),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch CPU 스레드 수 (기본: torch 기본값)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> dict:
+    """KorMedMCQA 정확도: 과목별, 95% 신뢰구간과 찍기 수준(20%)을 함께 (평가 전용, CC BY-NC)."""
+    from kmed.llm.mcqa import evaluate, to_markdown
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    report = evaluate(model, data, limit=limit, method=method, batch_size=batch_size)
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        console.print(to_markdown(report), markup=False, highlight=False)
+    return report
+
+
 def register(app: typer.Typer) -> None:
     """Commands attach to the shared groups at import time."""
