@@ -183,6 +183,7 @@ def bench_agent_cmd(
 
 
 @eval_app.command("mcqa")
+@recorded("eval mcqa", label=("model", "method"))
 def eval_mcqa(
     model: Path = typer.Option(..., "--model", help="Hugging Face 모델 폴더나 kmed compress 결과 폴더"),
     data: Path = typer.Option(None, "--data", help="KorMedMCQA 폴더나 .jsonl (기본: ../shared/benchmarks/kormedmcqa_train_subset)"),

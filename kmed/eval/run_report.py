@@ -30,6 +30,7 @@ COLUMNS = {
     "eval retrieval": [("queries", "queries"), ("hybrid R@5", "modes/hybrid/recall@5"), ("hybrid MRR", "modes/hybrid/mrr"),
                        ("hybrid nDCG@10", "modes/hybrid/ndcg@10"), ("bm25 R@5", "modes/bm25/recall@5"),
                        ("hybrid p50 ms", "modes/hybrid/p50_ms")],
+    "eval mcqa": [("method", "method"), ("n", "n"), ("accuracy", "accuracy"), ("95 % CI", "ci95"), ("chance", "chance")],
     "compress": [("status", "status"), ("stages", "stage_count"), ("base ppl", "base/ppl"), ("final ppl", "final/ppl"),
                  ("base MiB", "base/size_mib"), ("final MiB", "final/size_mib"), ("× size", "final/size_ratio"),
                  ("decode tok/s", "final/decode_tok_s"), ("peak RSS MiB", "final/peak_rss_mib")],
