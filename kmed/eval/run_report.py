@@ -239,7 +239,7 @@ def render(runs: list[dict], out: str | Path, title: str | None = None, html_pag
     curves = {r["name"]: _loss_curve(r) for r in by_kind.get("train lora", [])}
     if any(curves.values()):
         page.lines += ["## 학습 손실", ""]
-        page.plot("loss.png", "학습 손실", lambda p: plots.curve(curves, p, "LoRA 학습 손실", "스텝", "손실 (교차 엔트로피)"))
+        page.plot("loss.png", "학습 손실", lambda p: plots.curve(curves, p, "LoRA 학습 손실", "스텝", "손실 (토큰당 교차 엔트로피, nat)"))
     if len(runs) == 1:
         _all_numbers(page, runs[0])
     text = "\n".join(page.lines).rstrip() + "\n"
