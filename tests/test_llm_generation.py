@@ -44,6 +44,7 @@ def tiny_paths(tmp_path_factory):
     return {
         "gpt_neox": save_tiny_model(root / "neox", arch="gpt_neox", texts=TEXTS),
         "llama": save_tiny_model(root / "llama", arch="llama", texts=TEXTS, chat_template=SIMPLE_CHAT_TEMPLATE),
+        "gemma3_text": save_tiny_model(root / "gemma", arch="gemma3_text", texts=TEXTS),  # a base model: no template
     }
 
 
@@ -108,7 +109,7 @@ def test_clean_citations_and_streaming_filter_agree():
 # ---- HFGenerator ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "gemma3_text"])
 def test_hf_generator_streams_and_reports_timing(tiny_paths, arch):
     from kmed.llm.hf import HFGenerator
 
@@ -184,6 +185,17 @@ def test_kmed_quantized_checkpoint_uses_compression_loader(tiny_paths, tmp_path,
     assert calls == [folder] and result.new_tokens == 3
     with pytest.raises(ModelLoadError, match="--quantize"):
         HFGenerator(folder, quantize="int8").warm_up()
+
+
+def test_a_compress_output_folder_is_read_through_its_model(tiny_paths, tmp_path):
+    import shutil
+
+    from kmed.llm.hf import check_model_source
+
+    out = tmp_path / "compressed"
+    shutil.copytree(tiny_paths["gemma3_text"], out / "model")
+    (out / "manifest.json").write_text("{}")
+    assert check_model_source(str(out)) == out / "model"
 
 
 def test_load_errors_are_actionable(tiny_paths, tmp_path, monkeypatch):

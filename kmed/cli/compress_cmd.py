@@ -37,7 +37,9 @@ def compress(
     from kmed.llm.compression.recipe import default_recipe, load_recipe
 
     plan = load_recipe(recipe) if recipe else default_recipe()
-    result = record_compression(lambda: run(base, out, plan, overwrite=overwrite,
+    from kmed.eval.grounded_eval import score_model_folder
+
+    result = record_compression(lambda: run(base, out, plan, overwrite=overwrite, qa_scorer=score_model_folder,
                                             log=lambda msg: console.print(msg, soft_wrap=True, markup=False)), out, report_to)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
@@ -60,13 +62,22 @@ def bench_llm(
     repeats: int = typer.Option(1, "--repeats", help="변형마다 새 프로세스로 몇 번 잴지 (가장 빠른 회차를 보고; 바쁜 컴퓨터용)"),
     as_json: bool = typer.Option(False, "--json", help="결과를 JSON으로 출력"),
     save: Path | None = typer.Option(None, "--save", help="JSON 결과를 이 파일에도 저장"),
+    model: Path | None = typer.Option(None, "--model", help="실제 모델 폴더 (kmed model fetch): 무작위 모양 대신 실제 가중치로 재기"),
+    variant: list[Path] = typer.Option([], "--variant", help="--model 과 나란히 잴 kmed compress 결과 폴더 (여러 번 줄 수 있음)"),
+    peer: str | None = typer.Option(None, "--peer", help="같은 실행에서 비교할 엔진: llama.cpp (같은 GGUF)"),
+    threads: int | None = typer.Option(None, "--threads", help="모든 엔진의 스레드 수 (기본: CPU 수, 최대 8)"),
 ) -> None:
-    """실제 모양(무작위 가중치)의 LLM 변형마다 크기·최대 메모리·TTFT·디코딩 속도를 재요."""
-    from kmed.llm.bench import markdown, run_bench
+    """LLM 변형마다 크기·최대 메모리·TTFT·디코딩 속도를 재요 (--model: 실제 모델과 변형, 없으면 실제 모양의 무작위 가중치)."""
+    log = lambda msg: console.print(msg, soft_wrap=True, markup=False)  # noqa: E731
+    if model is not None:
+        from kmed.llm.bench_model import markdown, run_model_bench
 
-    names = tuple(v.strip() for v in variants.split(",") if v.strip())
-    result = run_bench(shape, layers, new_tokens, prompt_tokens, names, workdir, rebuild, repeats=repeats,
-                       log=lambda msg: console.print(msg, soft_wrap=True, markup=False))
+        result = run_model_bench(model, variant, prompt_tokens, new_tokens, max(repeats, 2), peer, threads, log=log)
+    else:
+        from kmed.llm.bench import markdown, run_bench
+
+        names = tuple(v.strip() for v in variants.split(",") if v.strip())
+        result = run_bench(shape, layers, new_tokens, prompt_tokens, names, workdir, rebuild, repeats=repeats, log=log)
     text = json.dumps(result, ensure_ascii=False, indent=2)
     if save:
         save.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Entry point of the ``kmed`` console script.
 
-    kmed chat | ask | build | kb | data | train | compress | eval | bench
+    kmed chat | ask | build | kb | data | train | compress | eval | bench | model
 
 Errors a user can fix (``KmedError``) print as one plain message; anything unexpected prints a
 one-line summary and how to get details (``KMED_DEBUG=1``), never a bare traceback.
@@ -59,6 +59,7 @@ def _register_optional_commands() -> None:
         "kmed.cli.compress_cmd",  # compress, bench llm
         "kmed.cli.serve_cmd",  # serve, bench serve
         "kmed.cli.report_cmd",  # report
+        "kmed.cli.model_cmd",  # model fetch
     ):
         try:
             module = importlib.import_module(module_name)

@@ -138,3 +138,13 @@ def _by_category(rows: list[dict]) -> dict[str, list[dict]]:
     for row in rows:
         groups.setdefault(row.get("category", "-"), []).append(row)
     return groups
+
+
+def score_model_folder(path: str, max_items: int = 20) -> tuple[float, str]:
+    """Grounded QA pass rate of a model folder served inside the full assistant (a compression gate)."""
+    from kmed.agent.assistant import Assistant
+    from kmed.llm.factory import load_generator
+
+    assistant = Assistant.load(generator=load_generator(path))
+    summary = evaluate(assistant, load_cases()[:max_items])
+    return summary["pass_rate"], f"grounded dev set, {summary['cases']} cases"

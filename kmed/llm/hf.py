@@ -41,6 +41,9 @@ def check_model_source(model: str) -> Path | str:
     if path.is_dir():
         if (path / "config.json").is_file() or (path / KMED_QUANT_MANIFEST).is_file():
             return path
+        final = path / "model"  # a `kmed compress --out` folder: its final model sits in model/
+        if (final / "config.json").is_file() and (path / "manifest.json").is_file():
+            return final
         if (path / "adapter_config.json").is_file():
             raise ModelLoadError(
                 f"'{model}'은(는) 기본 모델이 아니라 LoRA 어댑터 폴더예요.",

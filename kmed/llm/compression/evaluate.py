@@ -186,24 +186,19 @@ def measure_in_subprocess(path: str | Path, prompt_tokens: int = 64, new_tokens:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def qa_score(path: str | Path, tokenizer, max_items: int = 20) -> tuple[float | None, str]:
-    """Grounded QA pass rate on the dev set (``kmed eval grounded``), when the model can answer.
+def qa_score(path: str | Path, tokenizer, max_items: int = 20, scorer=None) -> tuple[float | None, str]:
+    """Grounded QA pass rate on the dev set, when the model can answer and a scorer is given.
 
     A base LM without a chat template cannot follow the grounded prompt, so it is skipped with the
-    reason rather than scored as 0. Otherwise the stage's folder is served through ``HFGenerator``
-    inside the full assistant, and the first ``max_items`` dev cases are judged.
+    reason rather than scored as 0. The scorer (``kmed.eval.grounded_eval.score_model_folder``,
+    passed in by ``kmed compress``: it needs the whole assistant, floors above this one) serves the
+    stage's folder and judges the first ``max_items`` dev cases.
     """
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         return None, "건너뜀: 채팅 템플릿이 없는 기본 언어 모델이라 질문에 답하지 못해요 (SFT 후 측정)"
-    try:
-        from kmed.agent.assistant import Assistant
-        from kmed.eval.grounded_eval import evaluate, load_cases
-        from kmed.llm.factory import load_generator
-    except ImportError as exc:
-        return None, f"건너뜀: 평가 코드를 불러올 수 없어요 ({exc.name})"
-    assistant = Assistant.load(generator=load_generator(str(path)))
-    summary = evaluate(assistant, load_cases()[:max_items])
-    return summary["pass_rate"], f"grounded dev set, {summary['cases']} cases"
+    if scorer is None:
+        return None, "건너뜀: grounded QA 채점기가 주어지지 않았어요 (kmed compress 가 넘겨줘요)"
+    return scorer(str(path), max_items)
 
 
 # ---- comparable across tokenizers: NLL of a fixed text, and agreement with the base model --------

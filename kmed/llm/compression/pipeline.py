@@ -107,13 +107,17 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def run(base: str | Path, out: str | Path, recipe: Recipe, overwrite: bool = False,
-        log: Callable[[str], None] = print) -> dict:
-    """Run ``recipe`` on ``base``; returns ``{"out", "stages", "status"}``. Raises ``GateFailed``."""
+        log: Callable[[str], None] = print, qa_scorer: Callable[[str, int], tuple] | None = None) -> dict:
+    """Run ``recipe`` on ``base``; returns ``{"out", "stages", "status"}``. Raises ``GateFailed``.
+
+    ``qa_scorer(folder, max_items) -> (pass_rate, note)`` scores grounded QA (the CLI passes
+    ``kmed.eval.grounded_eval.score_model_folder``); without one, QA is reported as skipped.
+    """
     base = validate(base, recipe)
     out = Path(out)
     try:
         with atomic_output_dir(out, overwrite=overwrite) as tmp:
-            return _run(base, out, tmp, recipe, log)
+            return _run(base, out, tmp, recipe, log, qa_scorer)
     except GateFailed:
         raise
     except (RuntimeError, MemoryError) as exc:
@@ -125,7 +129,7 @@ def run(base: str | Path, out: str | Path, recipe: Recipe, overwrite: bool = Fal
         raise
 
 
-def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
+def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log, qa_scorer=None) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -163,7 +167,7 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log) -> dict:
                   "params": sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b is not None)}
         if reference is not None:
             result["agreement"] = agreement(m, reference, keep)
-        result["qa"], result["qa_note"] = qa_score(path, tok, ev.qa_max_items) if ev.qa else (None, "off")
+        result["qa"], result["qa_note"] = qa_score(path, tok, ev.qa_max_items, qa_scorer) if ev.qa else (None, "off")
         if ev.memory_subprocess:
             speed = measure_in_subprocess(path, ev.speed_prompt_tokens, ev.speed_new_tokens)
         else:
