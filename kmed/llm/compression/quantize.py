@@ -5,8 +5,10 @@
     save_quantized(model, "models/kb-int4", tokenizer)        # model.safetensors + kmed_quantization.json
     model, tokenizer = load_quantized("models/kb-int4")       # meta skeleton, weights streamed in
 
-Schemes (CPU): ``int4`` (decoder projections 4-bit groupwise, head int8, bf16 activations) and
-``int8`` (fbgemm dynamic int8 everywhere, fp32 activations). On a GPU, ``bnb_int8`` and
+Schemes (CPU): ``int4`` (decoder projections 4-bit groupwise, head int8, bf16 activations),
+``int8`` (fbgemm dynamic int8 everywhere, fp32 activations quantized to int8 on the fly) and
+``int8_wo`` (int8 weights only, bf16 activations: for models with activation outliers such as
+Gemma 3, where quantizing the activations costs +42 % perplexity and weight-only int8 +1.6 %). On a GPU, ``bnb_int8`` and
 ``bnb_nf4`` use bitsandbytes through transformers' own loader.
 
 A folder with ``kmed_quantization.json`` is what ``HFGenerator`` recognises and loads through
@@ -30,7 +32,7 @@ from kmed.llm.compression.qlinear import QUANT_MODULES, Int4WeightOnlyLinear, In
 MANIFEST = "kmed_quantization.json"
 WEIGHTS = "model.safetensors"
 FORMAT = "kmed-quantized"
-COMPUTE_DTYPE = {"int4": torch.bfloat16, "int8": torch.float32}
+COMPUTE_DTYPE = {"int4": torch.bfloat16, "int8": torch.float32, "int8_wo": torch.bfloat16}
 
 
 def is_quantized_dir(path: str | Path) -> bool:
@@ -42,20 +44,22 @@ def plan_modules(model: nn.Module, scheme: str, group_size: int = 64, quantize_e
     if scheme.startswith("bnb_"):
         raise ConfigError(f"{scheme} 는 메모리 안의 모델이 아니라 저장된 폴더에서 만들어요.", "quantize_bnb(base_dir, out_dir, scheme)를 쓰세요.")
     if scheme not in COMPUTE_DTYPE:
-        raise ConfigError(f"알 수 없는 양자화 방식이에요: {scheme!r}", "int4, int8, bnb_int8, bnb_nf4 중 하나를 쓰세요.")
+        raise ConfigError(f"알 수 없는 양자화 방식이에요: {scheme!r}", "int4, int8, int8_wo, bnb_int8, bnb_nf4 중 하나를 쓰세요.")
     fam = family_of(model)
     modules: dict[str, str] = {}
     skipped: list[str] = []
     for name in decoder_linear_names(model):
         if scheme == "int8":
             modules[name] = "int8_dyn"
+        elif scheme == "int8_wo":
+            modules[name] = "int8_wo"
         elif int4_supported(get_module(model, name), group_size):
             modules[name] = "int4_wo"
         else:
             skipped.append(name)  # a shape the int4 kernel cannot take: kept in bf16
     if isinstance(get_module(model, fam.head), nn.Linear):
         # int4 scheme: the head stays 8-bit, where 4 bits would cost the most quality.
-        modules[fam.head] = "int8_wo" if scheme == "int4" else "int8_dyn"
+        modules[fam.head] = "int8_dyn" if scheme == "int8" else "int8_wo"
     if quantize_embeddings:
         modules[f"{fam.backbone}.{fam.embed}"] = "int8_embedding"
     return modules, skipped

@@ -20,7 +20,7 @@ import yaml
 from kmed.errors import ConfigError
 
 KD_LOSSES = ("forward_kl", "reverse_kl", "skew_forward_kl", "skew_reverse_kl", "ce")
-QUANT_SCHEMES = ("int8", "int4", "bnb_int8", "bnb_nf4")
+QUANT_SCHEMES = ("int8", "int8_wo", "int4", "bnb_int8", "bnb_nf4")
 IMPORTANCE = ("activation", "magnitude")
 VOCAB_CORPORA = ("kb", "triage")  # KB sentences outside the held-out split; data/triage utterances
 
