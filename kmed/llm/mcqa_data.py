@@ -175,20 +175,22 @@ def verdict(report: dict) -> str:
 def to_markdown(report: dict) -> str:
     """The Korean summary: accuracy with its interval, the chance level, one line per subject."""
     pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    # Interval ends are rounded outward, so a lower end of 19.96% never prints as the 20.0% chance level.
+    interval = lambda lo, hi: f"{math.floor(1000 * lo) / 10:.1f}%–{math.ceil(1000 * hi - 1e-9) / 10:.1f}%"  # noqa: E731
     lo, hi = report["ci95"]
     sample = report.get("sample") or {}
-    drawn = f"과목별 비율 표본 {sample['n']}/{sample['of']}문항 (seed {sample['seed']})" if sample.get("kind") == "stratified" \
-        else f"전체 {report['n']}문항"
+    drawn = f"과목별 비율 표본 {sample['n']:,}/{sample['of']:,}문항 (seed {sample['seed']})" if sample.get("kind") == "stratified" \
+        else f"전체 {report['n']:,}문항"
     lines = [
         f"# KorMedMCQA ({report.get('model', '모델')}, {report['method']})", "",
-        f"정확도 **{pct(report['accuracy'])}** ({report['correct']}/{report['n']}), 95% 신뢰구간 {pct(lo)}–{pct(hi)} · "
+        f"정확도 **{pct(report['accuracy'])}** ({report['correct']}/{report['n']}), 95% 신뢰구간 {interval(lo, hi)} · "
         f"찍기 수준 {pct(report['chance'])}", f"판정: {verdict(report)}", f"표본: {drawn}", "",
         "| 과목 | 문항 | 정답 | 정확도 | 95% 신뢰구간 |", "|---|---|---|---|---|",
     ]
     for subject, row in report["per_subject"].items():
         s_lo, s_hi = wilson(row["correct"], row["n"])
         name = f"{SUBJECTS_KO[subject]} ({subject})" if subject in SUBJECTS_KO else subject
-        lines.append(f"| {name} | {row['n']} | {row['correct']} | {pct(row['accuracy'])} | {pct(s_lo)}–{pct(s_hi)} |")
+        lines.append(f"| {name} | {row['n']} | {row['correct']} | {pct(row['accuracy'])} | {interval(s_lo, s_hi)} |")
     if "seconds" in report:
         lines += ["", f"시간: 불러오기 {report['seconds']['load']:.1f}초, 채점 {report['seconds']['score']:.1f}초"]
     lines += ["", LICENCE]
