@@ -205,6 +205,9 @@ def test_bad_inputs_are_kmed_errors(tmp_path, tiny, data_dir):
         load_model(data_dir)
     with pytest.raises(ModelLoadError, match="없어요"):
         load_model(tmp_path / "no-model")
+    (tmp_path / "compressed").mkdir()
+    (tmp_path / "compressed" / "model").symlink_to(tiny[0])  # a `kmed compress --out` folder keeps its model in model/
+    assert load_model(tmp_path / "compressed")[1].vocab_size == tokenizer.vocab_size
     assert issubclass(ConfigError, KmedError) and issubclass(ModelLoadError, KmedError)
 
 

@@ -56,7 +56,10 @@ def load_model(path: str | Path):
     fix = "--model 에 config.json 과 토크나이저가 있는 Hugging Face 모델 폴더(예: models/gemma-3-270m)나 kmed compress 결과 폴더를 주세요."
     if not path.is_dir():
         raise ModelLoadError(f"모델 폴더 '{path}'가 없어요.", fix)
-    if not ((path / "config.json").is_file() or is_quantized_dir(path)):
+    is_model = lambda folder: (folder / "config.json").is_file() or is_quantized_dir(folder)  # noqa: E731
+    if not is_model(path) and is_model(path / "model"):
+        path = path / "model"  # a `kmed compress --out` folder: its final model sits in model/
+    if not is_model(path):
         raise ModelLoadError(f"'{path}'는 모델 폴더가 아니에요 (config.json 이 없어요).", fix)
     try:
         model, tokenizer = load_any(path)
