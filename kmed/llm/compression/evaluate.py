@@ -284,5 +284,5 @@ def agreement(model, reference: dict, keep: list[int] | None = None) -> dict:
         kl_sum += float((ref.exp() * (ref - stage_lp)).sum())
         agree += int((stage_top == base_top).sum())
         positions += ids.shape[1]
-    return {"kl": kl_sum / positions, "top1_agreement": agree / positions, "positions": positions,
+    return {"kl": max(0.0, kl_sum / positions), "top1_agreement": agree / positions, "positions": positions,
             "blocks_skipped": int((~usable).sum()), "base_mass_removed": removed / positions if keep is not None else 0.0}

@@ -20,17 +20,22 @@ def _fmt(value, spec: str = ".2f", missing: str = "–") -> str:
 
 
 def markdown_table(results: list[dict]) -> str:
-    head = "| stage | perplexity | × prev | grounded QA | size MiB | × base size | decode tok/s | TTFT s | peak RSS MiB | gate |"
-    rows = [head, "|" + "---|" * 10]
+    head = ("| stage | perplexity | × prev | × base | top-1 vs base | KL vs base | vocab | grounded QA | size MiB | × base size "
+            "| decode tok/s | TTFT s | peak RSS MiB | gate |")
+    rows = [head, "|" + "---|" * 14]
     base = results[0] if results else {}
     prev = None
     for r in results:
         ratio = r["ppl"] / prev["ppl"] if prev and prev.get("ppl") and r.get("ppl") else None
         size_ratio = r["bytes_on_disk"] / base["bytes_on_disk"] if base.get("bytes_on_disk") else None
+        base_ratio = r["ppl"] / base["ppl"] if base.get("ppl") and r.get("ppl") else None
+        agree = r.get("agreement") or {}
         gate = r.get("gate") or {}
         gate_txt = "–" if not gate else ("pass" if gate.get("passed") else "**FAIL**: " + "; ".join(gate.get("failed", [])))
         rows.append(
-            f"| {r['name']} | {_fmt(r.get('ppl'))} | {_fmt(ratio, '.3f')} | {_fmt(r.get('qa'), '.3f', 'skipped')} "
+            f"| {r['name']} | {_fmt(r.get('ppl'))} | {_fmt(ratio, '.3f')} | {_fmt(base_ratio, '.3f')} "
+            f"| {_fmt(agree.get('top1_agreement'), '.3f')} | {_fmt(agree.get('kl'), '.4f')} | {_fmt(r.get('vocab_size'), ',')} "
+            f"| {_fmt(r.get('qa'), '.3f', 'skipped')} "
             f"| {_fmt(r['bytes_on_disk'] / MiB, '.2f')} | {_fmt(size_ratio, '.3f')} | {_fmt(r.get('decode_tok_s'), '.1f')} "
             f"| {_fmt(r.get('ttft_s'), '.3f')} | {_fmt((r.get('peak_rss_bytes') or 0) / MiB or None, '.0f')} | {gate_txt} |"
         )
