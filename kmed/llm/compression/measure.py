@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--new-tokens", type=int, default=8)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--attn", default="eager", choices=["eager", "sdpa"],
-                        help="attention kernel; eager is ~0.6 ms/layer faster per decoded token on CPU (one query)")
+    parser.add_argument("--attn", default=None, choices=["eager", "sdpa"],
+                        help="attention kernel (default: the fastest decoder for the shape, arch.decode_attention)")
     parser.add_argument("--dynamic-cache", action="store_true", help="grow the KV cache by concatenation (HF default)")
     parser.add_argument("--ttft-at", default="", help="also time prefill alone at these prompt lengths (comma-separated)")
     parser.add_argument("--prompt-ids-stdin", action="store_true", help="read the prompt's token ids (JSON list) from stdin")
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     model, _ = load_any(args.path)
     load_s = time.perf_counter() - start
+    from kmed.llm.compression.arch import decode_attention
+
+    args.attn = args.attn or decode_attention(model.config)
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation(args.attn)
     rss_loaded = _status_bytes("VmRSS")

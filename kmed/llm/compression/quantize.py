@@ -25,7 +25,13 @@ import torch
 from torch import nn
 
 from kmed.errors import ConfigError, ModelLoadError
-from kmed.llm.compression.arch import decoder_linear_names, family_of, get_module, set_module
+from kmed.llm.compression.arch import (
+    decode_attention,
+    decoder_linear_names,
+    family_of,
+    get_module,
+    set_module,
+)
 from kmed.llm.compression.ckpt import iter_safetensors, save_state_dict
 from kmed.llm.compression.qlinear import QUANT_MODULES, Int4WeightOnlyLinear, Int8Embedding, int4_supported
 
@@ -82,7 +88,7 @@ def quantize_model(model: nn.Module, scheme: str = "int4", group_size: int = 64,
         if "Rotary" in type(module).__name__:  # keep RoPE frequencies in fp32, as a fresh load does
             set_module(model, name, type(module)(config=model.config))
     if hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")  # what load_quantized builds: the same numbers before and after saving
+        model.set_attn_implementation(decode_attention(model.config))  # as load_quantized builds it: same numbers after saving
     # The head and embedding are now separate quantized tensors, even if the base tied them.
     model.config.tie_word_embeddings = False
     model._kmed_quant = {"scheme": scheme, "group_size": group_size, "modules": modules, "skipped": skipped}
@@ -164,9 +170,8 @@ def load_quantized(path: str | Path, with_tokenizer: bool = True):
     family_of(config)
     dtype = getattr(torch, manifest["compute_dtype"])
     with torch.device("meta"):
-        # Eager attention: with one query per decoded token, the CPU flash-attention kernel costs
-        # ~0.75 ms/layer at the 1.3B shape, eager ~0.13 ms (measured; docs/benchmarks.md).
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="eager")
+        # The attention kernel that decodes fastest on CPU for this shape (arch.decode_attention).
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=decode_attention(config))
     for name, kind in manifest["modules"].items():
         set_module(model, name, empty_module(kind, get_module(model, name), manifest["group_size"], dtype))
     quant_names = set(manifest["modules"])
