@@ -169,3 +169,16 @@ def test_prompt_path_matches_the_int4_kernel(monkeypatch):
     # Without the helper (no compiler, or KMED_INT4_PREFILL=0) the kernel serves prompts too.
     monkeypatch.setattr(prefill, "dequantize_packed_t", lambda *a, **k: None)
     assert torch.equal(layer(x), kernel)
+
+
+def test_int8_weight_only_prompt_path_matches_the_decode_kernel():
+    """Prompts (≥ 32 rows) run a bf16 GEMM on the expanded weight; one row at a time, the int8 kernel.
+    Both compute in bf16, so they agree to bf16 rounding."""
+    from kmed.llm.compression.qlinear import Int8WeightOnlyLinear
+
+    torch.manual_seed(0)
+    layer = Int8WeightOnlyLinear.from_linear(nn.Linear(64, 96, bias=True))
+    x = torch.randn(Int8WeightOnlyLinear.PROMPT_ROWS + 8, 64)
+    batched = layer(x).float()
+    rows = torch.cat([layer(x[i : i + 1]) for i in range(len(x))]).float()
+    assert _rel(batched, rows) < 0.01

@@ -191,11 +191,17 @@ class Int8WeightOnlyLinear(_Packed):
     def pack(self, drop_portable: bool = False) -> None:  # the kernel reads the plain layout
         return None
 
+    # From this many rows (a prompt), expanding the weight to bf16 and running the bf16 GEMM beats
+    # the int8 kernel: 8.5 ms against 18 ms for 512 × 640 → 2048 on one core (avx512_bf16).
+    PROMPT_ROWS = 32
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = torch.ops.aten._weight_int8pack_mm(
-            x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous(), self.weight_int8, self.weight_scale
-        )
+        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
+        if x2.shape[0] >= self.PROMPT_ROWS:
+            y = F.linear(x2, self.weight_int8.to(torch.bfloat16) * self.weight_scale[:, None])
+        else:
+            y = torch.ops.aten._weight_int8pack_mm(x2, self.weight_int8, self.weight_scale)
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*shape[:-1], self.out_features)
