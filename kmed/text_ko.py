@@ -13,6 +13,7 @@ call this module; nothing else in kmed splits sentences.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from functools import lru_cache
@@ -32,15 +33,44 @@ _CLOSERS = ")]\"'”’」』 "
 _lock = threading.Lock()
 _kiwi = None
 
+# Kiwi's built-in multi-word dictionary (about 252,000 Wikidata names, e.g. "과민성 장 증후군" as one
+# token): more than half of Kiwi's start-up. KMED_KIWI_MULTI_DICT=0|1 overrides the default; the
+# index manifest records the setting (``kiwi_dict_tag``), so an index built under the other one is stale.
+KIWI_MULTI_DICT = True
+_FALSE = {"0", "false", "no", "off"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def kiwi_multi_dict() -> bool:
+    """Whether kmed's Kiwi loads the multi-word dictionary: ``KMED_KIWI_MULTI_DICT`` or ``KIWI_MULTI_DICT``."""
+    value = os.environ.get("KMED_KIWI_MULTI_DICT", "").strip().lower()
+    if not value:
+        return KIWI_MULTI_DICT
+    if value in _FALSE | _TRUE:
+        return value in _TRUE
+    from kmed.errors import ConfigError
+
+    raise ConfigError(f"KMED_KIWI_MULTI_DICT={value!r} 를 알 수 없어요.", "KMED_KIWI_MULTI_DICT=0 또는 1")
+
+
+def kiwi_dict_tag() -> str:
+    """What the dictionary setting adds to the Kiwi version an index records: "" with the multi-word names."""
+    return "" if kiwi_multi_dict() else "+no-multi-dict"
+
+
+def new_kiwi(**options):
+    """The one place kmed builds a Kiwi: the splitter, the term dictionary and the eval-set builder use it."""
+    from kiwipiepy import Kiwi
+
+    return Kiwi(load_multi_dict=kiwi_multi_dict(), **options)
+
 
 def _splitter():
     """One plain Kiwi (no user dictionary, so splitting never depends on the KB), made on first use."""
     global _kiwi
     with _lock:
         if _kiwi is None:
-            from kiwipiepy import Kiwi
-
-            _kiwi = Kiwi(num_workers=-1)
+            _kiwi = new_kiwi(num_workers=-1)
         return _kiwi
 
 

@@ -122,6 +122,19 @@ def test_stale_and_corrupt_index_are_detected(built, mini_kb, tmp_path):
     assert check_index(tmp_path / "nothing", mini_kb, FAST) == "missing"
 
 
+def test_index_built_under_the_other_kiwi_dictionary_setting_is_stale(built, mini_kb, monkeypatch):
+    """KMED_KIWI_MULTI_DICT changes how Kiwi splits text, so the manifest's analyzer records it."""
+    from kmed.kg.terms import kiwi_version
+    from kmed.retrieval.index import check_index
+    from kmed.text_ko import kiwi_multi_dict
+
+    folder, manifest = built
+    assert manifest["inputs"]["analyzer"] == kiwi_version() and check_index(folder, mini_kb, FAST) is None
+    monkeypatch.setenv("KMED_KIWI_MULTI_DICT", "0" if kiwi_multi_dict() else "1")
+    assert kiwi_version() != manifest["inputs"]["analyzer"]
+    assert "stale" in check_index(folder, mini_kb, FAST)
+
+
 def test_load_refuses_stale_index_without_auto_build(built, tmp_path):
     from kmed import Assistant
     from kmed.errors import IndexStaleError

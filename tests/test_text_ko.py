@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kmed.text_ko import (
+    KIWI_MULTI_DICT,
     is_whole_sentence,
     josa,
+    kiwi_dict_tag,
+    kiwi_multi_dict,
     normalize_space,
     overlap,
     pack_sentences,
@@ -108,3 +111,31 @@ def test_no_other_sentence_splitter_in_the_package():
     owners = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8")))
     assert owners == ["text_ko.py"]
 
+
+
+@pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("1", True), (" TRUE ", True)])
+def test_kiwi_multi_dict_setting(monkeypatch, value, expected):
+    monkeypatch.setenv("KMED_KIWI_MULTI_DICT", value)
+    assert kiwi_multi_dict() is expected
+    assert kiwi_dict_tag() == ("" if expected else "+no-multi-dict")
+
+
+def test_kiwi_multi_dict_default_and_a_bad_value(monkeypatch):
+    from kmed.errors import ConfigError
+
+    monkeypatch.delenv("KMED_KIWI_MULTI_DICT", raising=False)
+    assert kiwi_multi_dict() is KIWI_MULTI_DICT
+    monkeypatch.setenv("KMED_KIWI_MULTI_DICT", "maybe")
+    with pytest.raises(ConfigError, match="KMED_KIWI_MULTI_DICT"):
+        kiwi_multi_dict()
+
+
+def test_kiwi_is_built_in_one_place():
+    """Every Kiwi comes from text_ko.new_kiwi, so the multi-word dictionary setting reaches them all."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "kmed"
+    pattern = re.compile(r"\bKiwi\(")
+    owners = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8")))
+    assert owners == ["text_ko.py"]

@@ -22,6 +22,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kmed import text_ko
+
 if TYPE_CHECKING:
     from kmed.data.kb import KnowledgeBase
 
@@ -113,22 +115,23 @@ END = "\0end"
 
 def new_kiwi():
     try:
-        from kiwipiepy import Kiwi
+        import kiwipiepy  # noqa: F401
     except ImportError as exc:  # pragma: no cover - a declared dependency
         from kmed.errors import KmedError
 
         raise KmedError("kiwipiepy가 설치되어 있지 않아요.", "pip install kiwipiepy") from exc
-    return Kiwi()
+    return text_ko.new_kiwi()
 
 
 def kiwi_version() -> str:
-    """The kiwipiepy and model versions: stored keys are valid only for the Kiwi that produced them."""
+    """The kiwipiepy and model versions, and the dictionary setting: stored keys are valid only for the
+    Kiwi that produced them ("0.24.1/0.24.0", or "0.24.1/0.24.0+no-multi-dict")."""
     try:
         import kiwipiepy
         import kiwipiepy_model
     except ImportError:  # pragma: no cover - declared dependencies
         return "unknown"
-    return f"{kiwipiepy.__version__}/{getattr(kiwipiepy_model, '__version__', '?')}"
+    return f"{kiwipiepy.__version__}/{getattr(kiwipiepy_model, '__version__', '?')}{text_ko.kiwi_dict_tag()}"
 
 
 class TermDictionary:

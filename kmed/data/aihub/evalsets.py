@@ -60,9 +60,9 @@ def _noun_phrases(text: str) -> list[str]:
     global _kiwi
     try:
         if _kiwi is None:
-            from kiwipiepy import Kiwi
+            from kmed.text_ko import new_kiwi
 
-            _kiwi = Kiwi()
+            _kiwi = new_kiwi()
     except ImportError:  # kiwipiepy is a core dependency; this keeps eval sets possible without it
         return content_terms(text)
     phrases: list[str] = []
