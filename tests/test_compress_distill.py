@@ -89,3 +89,18 @@ def test_lora_recovery_merges_into_plain_weights():
     assert len(history) == 3
     assert not any("lora" in name for name, _ in merged.named_parameters())
     assert type(merged).__name__ == "LlamaForCausalLM"
+
+
+def test_gemma_student_keeps_layer_kinds_and_learns():
+    """Gemma 3 layers are local or global; a student made of chosen teacher layers keeps each one's kind."""
+    teacher = build_tiny_model("gemma3_text", num_layers=4, seed=1)
+    student, info = init_student(teacher, keep_layers=[1, 3])
+    assert student.config.layer_types == [teacher.config.layer_types[1], teacher.config.layer_types[3]]
+    assert torch.equal(student.model.layers[1].mlp.down_proj.weight, teacher.model.layers[3].mlp.down_proj.weight)
+    with torch.no_grad():
+        t = teacher(input_ids=BLOCKS).logits
+        before = float(kd_loss(student(input_ids=BLOCKS).logits, t, "forward_kl"))
+    train(student, teacher, BLOCKS, steps=15, loss="forward_kl", kd_weight=1.0, temperature=1.0, lr=1e-2, batch_size=8)
+    with torch.no_grad():
+        assert float(kd_loss(student(input_ids=BLOCKS).logits, t, "forward_kl")) < before
+    assert info["init"]

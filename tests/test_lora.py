@@ -46,7 +46,7 @@ def tiny(tmp_path_factory):
     from kmed.llm.tiny import save_tiny_model
 
     root = tmp_path_factory.mktemp("lora")
-    return {arch: save_tiny_model(root / arch, arch=arch, texts=TEXTS) for arch in ("gpt_neox", "llama")}
+    return {arch: save_tiny_model(root / arch, arch=arch, texts=TEXTS) for arch in ("gpt_neox", "llama", "gemma3_text")}
 
 
 @pytest.fixture()
@@ -167,7 +167,7 @@ def test_batch_order_is_deterministic_and_sharded():
 # ---- adapter parity ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "gemma3_text"])
 def test_adapter_reloads_exactly_and_merges_within_1e_5(tiny, tmp_path, arch):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -198,7 +198,7 @@ def test_adapter_reloads_exactly_and_merges_within_1e_5(tiny, tmp_path, arch):
 # ---- training ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arch", ["gpt_neox", "llama"])
+@pytest.mark.parametrize("arch", ["gpt_neox", "llama", "gemma3_text"])
 def test_training_steps_lower_the_loss(tiny, tmp_path, small_config, qa_jsonl, arch):
     config = load_train_config(small_config, base=str(tiny[arch]), out=str(tmp_path / "out"), data=str(qa_jsonl),
                                max_steps=12, lora_dropout=0.0, save_every=100)
