@@ -192,7 +192,7 @@ class HFGenerator(Generator):
         if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
             raise ModelLoadError(
                 f"'{config.model_type}' 구조는 문장 생성(causal LM) 모델이 아니라서 쓸 수 없어요.",
-                "GPT-NeoX(Polyglot-Ko, KULLM)나 LLaMA 계열 같은 causal LM을 주세요.",
+                "GPT-NeoX(Polyglot-Ko, KULLM), LLaMA, Gemma 3 계열 같은 causal LM을 주세요.",
             )
         kwargs: dict = {}
         if self.quantize:
@@ -202,6 +202,9 @@ class HFGenerator(Generator):
             kwargs["dtype"] = getattr(torch, self.dtype)
         elif self.device != "cpu":
             kwargs["dtype"] = "auto"  # keep the checkpoint's fp16/bf16 on GPU; CPU stays fp32
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar above a consultation
         try:
             model = AutoModelForCausalLM.from_pretrained(str(self.source), **kwargs)
         except (OSError, ValueError, ImportError) as exc:
