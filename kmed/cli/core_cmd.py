@@ -171,7 +171,7 @@ def _save_transcript(session, target: str) -> None:
 
 def _build(what: str, if_missing: bool, with_processed: bool, index_dir: Path | None) -> None:
     from kmed.data.kb import load_kb_or_fail
-    from kmed.kg.graph import build_graph, graph_to_json, merge_extra_edges
+    from kmed.kg.graph import build_graph, merge_extra_edges
     from kmed.paths import default_index_dir, default_processed_dir
     from kmed.retrieval.config import RetrievalConfig
     from kmed.retrieval.index import build_index, check_index
@@ -179,21 +179,13 @@ def _build(what: str, if_missing: bool, with_processed: bool, index_dir: Path | 
     kb = load_kb_or_fail()
     root = default_index_dir()
     if what in ("kg", "all"):
+        # The graph a session reads lives in the search index (kg.json); this checks and counts it.
         started = time.perf_counter()
         graph = build_graph(kb)
         extra = merge_extra_edges(graph, default_processed_dir() / "kg_edges") if with_processed else 0
-        folder = root / "kg"
-        tmp = root / ".kg.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        (tmp / "graph.json").write_text(json.dumps(graph_to_json(graph), ensure_ascii=False), encoding="utf-8")
-        manifest = {"kb_hash": kb.content_hash(), "kb_files": kb.files, "nodes": graph.number_of_nodes(),
-                    "edges": graph.number_of_edges(), "extra_edges": extra,
-                    "build_seconds": round(time.perf_counter() - started, 2)}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-        from kmed.artifacts import swap_in
-
-        swap_in(tmp, folder)
-        console.print(f"✓ 지식그래프: 노드 {manifest['nodes']}, 엣지 {manifest['edges']} → {folder}")
+        console.print(f"✓ 지식그래프: 노드 {graph.number_of_nodes()}, 엣지 {graph.number_of_edges()}"
+                      + (f" (AI Hub/DUR 엣지 {extra} 포함)" if extra else "")
+                      + f", {time.perf_counter() - started:.1f}초. 세션은 검색 인덱스의 kg.json 을 읽어요 (kmed build index).")
     if what in ("index", "all"):
         folder = index_dir or root / "default"
         config = RetrievalConfig.load()

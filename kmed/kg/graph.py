@@ -1,6 +1,6 @@
 """Compile the curated KB into a typed networkx ``MultiDiGraph`` and query it.
 
-    kmed build kg        # writes indexes/kg/graph.json + manifest.json
+    kmed build kg        # builds and counts the graph; the index (kmed build index) stores it as kg.json
 
 Nodes carry ``type`` (condition, symptom, drug, department, test, topic, red_flag, population,
 substance, factor) and ``name``. Every edge carries ``type`` (one of ``EDGE_TYPES``) and

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from kmed.artifacts import swap_in
+
 _DTYPES = {
     "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -144,10 +146,4 @@ def atomic_output_dir(out: str | Path, overwrite: bool = False, keep_on_error: b
         if not keep_on_error:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        trash = out.with_name(f"{out.name}.old-{os.getpid()}")
-        out.rename(trash)
-        tmp.rename(out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    swap_in(tmp, out)
