@@ -71,73 +71,45 @@ class ModelShape:
 
     def to_hf_config(self, num_layers: int | None = None, **overrides):
         """A transformers config for this shape (``num_layers`` to build a shallower copy)."""
+        import transformers
+
         layers = self.num_layers if num_layers is None else num_layers
-        if self.arch == "gpt_neox":
-            from transformers import GPTNeoXConfig
-
-            kwargs = dict(
-                vocab_size=self.vocab_size,
-                hidden_size=self.hidden_size,
-                num_hidden_layers=layers,
-                num_attention_heads=self.num_heads,
-                intermediate_size=self.intermediate_size,
-                max_position_embeddings=self.max_position,
-                # transformers v5 keeps the partial-rotary share in rope_parameters, not rotary_pct.
-                rope_parameters={
-                    "rope_type": "default",
-                    "rope_theta": self.rope_theta,
-                    "partial_rotary_factor": self.rotary_pct,
-                },
-                tie_word_embeddings=self.tie_embeddings,
-                use_parallel_residual=True,
-                bos_token_id=0,
-                eos_token_id=2,
-            )
-            kwargs.update(overrides)
-            return GPTNeoXConfig(**kwargs)
-        if self.arch == "gemma3_text":
-            from transformers import Gemma3TextConfig
-
-            kwargs = dict(
-                vocab_size=self.vocab_size,
-                hidden_size=self.hidden_size,
-                num_hidden_layers=layers,
-                num_attention_heads=self.num_heads,
-                num_key_value_heads=self.num_kv_heads,
-                head_dim=self.head_dim,
-                query_pre_attn_scalar=self.head_dim,
-                intermediate_size=self.intermediate_size,
-                max_position_embeddings=self.max_position,
-                sliding_window=self.sliding_window or 512,
-                layer_types=[
-                    "full_attention" if (i + 1) % self.full_attention_every == 0 else "sliding_attention"
-                    for i in range(layers)
-                ],
-                tie_word_embeddings=True,
-                pad_token_id=0, bos_token_id=2, eos_token_id=1,
-            )
-            kwargs.update(overrides)
-            return Gemma3TextConfig(**kwargs)
-        from transformers import LlamaConfig
-
         kwargs = dict(
             vocab_size=self.vocab_size,
             hidden_size=self.hidden_size,
             num_hidden_layers=layers,
             num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_kv_heads,
             intermediate_size=self.intermediate_size,
             max_position_embeddings=self.max_position,
-            rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
             tie_word_embeddings=self.tie_embeddings,
-            rms_norm_eps=1e-5,
         )
+        if self.arch == "gpt_neox":
+            config_class = transformers.GPTNeoXConfig
+            kwargs.update(
+                # transformers v5 keeps the partial-rotary share in rope_parameters, not rotary_pct.
+                rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta,
+                                 "partial_rotary_factor": self.rotary_pct},
+                use_parallel_residual=True, bos_token_id=0, eos_token_id=2,
+            )
+        elif self.arch == "gemma3_text":
+            config_class = transformers.Gemma3TextConfig
+            kwargs.update(
+                num_key_value_heads=self.num_kv_heads, head_dim=self.head_dim, query_pre_attn_scalar=self.head_dim,
+                sliding_window=self.sliding_window or 512,
+                layer_types=["full_attention" if (i + 1) % self.full_attention_every == 0 else "sliding_attention"
+                             for i in range(layers)],
+                tie_word_embeddings=True, pad_token_id=0, bos_token_id=2, eos_token_id=1,
+            )
+        else:
+            config_class = transformers.LlamaConfig
+            kwargs.update(num_key_value_heads=self.num_kv_heads, rms_norm_eps=1e-5,
+                          rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta})
         kwargs.update(overrides)
-        return LlamaConfig(**kwargs)
+        return config_class(**kwargs)
 
     @classmethod
     def from_hf_config(cls, config, name: str = "") -> ModelShape:
-        """The shape of a loaded model's config (GPT-NeoX or LLaMA family)."""
+        """The shape of a loaded model's config (GPT-NeoX, LLaMA or Gemma 3 family)."""
         arch = getattr(config, "model_type", "")
         if arch not in ARCHS:
             raise ConfigError(f"지원하지 않는 모델 구조예요: {arch!r}.", f"{list(ARCHS)} 구조의 모델을 써 주세요.")

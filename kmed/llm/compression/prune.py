@@ -140,10 +140,15 @@ def _head_scores(model, stats, layer, li, n_units: int, unit_dim: int, importanc
     return col.reshape(n_units, unit_dim).norm(dim=1)
 
 
+def _gqa_shape(cfg) -> tuple[int, int, int]:
+    """(head_dim, KV groups, query heads per group) of a grouped-query config."""
+    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return hd, cfg.num_key_value_heads, cfg.num_attention_heads // cfg.num_key_value_heads
+
+
 def prune_heads_llama(model: nn.Module, stats: dict, fraction: float, importance: str) -> int:
     cfg = model.config
-    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    groups, rep = cfg.num_key_value_heads, cfg.num_attention_heads // cfg.num_key_value_heads
+    hd, groups, rep = _gqa_shape(cfg)
     n_keep = max(1, groups - int(round(groups * fraction)))
     for li, layer in enumerate(layers(model)):
         attn = layer.self_attn
@@ -166,8 +171,7 @@ def prune_query_heads(model: nn.Module, stats: dict, fraction: float, importance
     each group keeps its ``rep − round(rep · fraction)`` most important query heads.
     """
     cfg = model.config
-    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    groups, rep = cfg.num_key_value_heads, cfg.num_attention_heads // cfg.num_key_value_heads
+    hd, groups, rep = _gqa_shape(cfg)
     n_keep = max(1, rep - int(round(rep * fraction)))
     for li, layer in enumerate(layers(model)):
         attn = layer.self_attn
