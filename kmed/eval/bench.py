@@ -72,24 +72,50 @@ def _run_scale(n: int, kind: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_agent(turns: list[list[str]]) -> dict:
-    """Load time in a fresh process (built indexes), then p50/p95 per turn in this one."""
-    code = "import time; t=time.perf_counter(); from kmed import Assistant; Assistant.load(auto_build=False); print(time.perf_counter()-t)"
+def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int = 3) -> dict:
+    """Load time in a fresh process (built indexes, and the model when given), then per turn in this one.
+
+    Every turn is streamed: ``turn`` is its whole time; with a model, ``ttft_s`` is the time to the
+    first streamed text and ``answer_s`` the time to the complete reply (p50, p95), over the turns
+    that reached the generator (a refusal or an emergency reply never does).
+    """
+    code = ("import time; t=time.perf_counter(); from kmed import Assistant; from kmed.llm.factory import load_generator; "
+            f"Assistant.load(auto_build=False, generator=load_generator({model!r})); print(time.perf_counter()-t)")
     loads = []
-    for _ in range(3):
+    for _ in range(load_runs):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         if done.returncode == 0:
             loads.append(float(done.stdout.strip().splitlines()[-1]))
     from kmed import Assistant
+    from kmed.llm.factory import load_generator
 
-    assistant = Assistant.load()
-    times = []
+    assistant = Assistant.load(generator=load_generator(model))
+    times, ttft, answer = [], [], []
     for conversation in turns:
         session = assistant.session()
         for message in conversation:
             t = time.perf_counter()
-            session.ask(message)
-            times.append((time.perf_counter() - t) * 1000)
-    return {"machine": machine(), "load_seconds": {"runs": [round(x, 2) for x in loads],
-                                                  "median": round(statistics.median(loads), 2) if loads else None},
-            "turn": percentiles(times)}
+            first = None
+            for event, value in session.stream(message):
+                if event == "token" and value and first is None:
+                    first = time.perf_counter() - t
+            total = time.perf_counter() - t
+            times.append(total * 1000)
+            if first is not None:
+                ttft.append(first)
+                answer.append(total)
+    report = {"machine": machine(), "model": model or "extractive",
+              "load_seconds": {"runs": [round(x, 2) for x in loads], "median": round(statistics.median(loads), 2) if loads else None},
+              "turn": percentiles(times)}
+    if model:
+        report["ttft_s"] = _seconds(ttft)
+        report["answer_s"] = _seconds(answer)
+    return report
+
+
+def _seconds(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None, "n": 0}
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 3),
+            "n": len(ordered)}
