@@ -99,17 +99,7 @@ def verify_answer(text: str, context: list[ContextPassage], strict: bool = False
 def drug_safety_facts(drug_ids: list[str], profile, queries) -> list[tuple[str, str, dict]]:
     """(drug id, Korean warning, edge data) for KG facts that apply to this person."""
     warnings = []
-    months = profile.age_in_months()
-    applies = set()
-    if profile.pregnant:
-        applies.add("pregnancy")
-    if months is not None and months < 24:
-        applies.add("infants")
-    if months is not None and months < 12 * 12:
-        applies.add("children")
-    if profile.age_years is not None and profile.age_years >= 65:
-        applies.add("elderly")
-    applies.update(profile.conditions)
+    applies = profile.populations() | set(profile.conditions)  # kmed.populations: ages, pregnancy, breastfeeding
     for drug in dict.fromkeys(drug_ids):
         for target, data in queries.contraindications_of(drug):
             if target in applies:

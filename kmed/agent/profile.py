@@ -1,15 +1,19 @@
 """What a person told us about themselves, read from Korean text with plain rules.
 
     extract_profile("생후 2개월 아기가 열이 나요")  # {'age_months': 2, 'is_child': True}
+    extract_profile("모유 수유 중인데 감기약 먹어도 돼요?")  # {'breastfeeding': True}
 
 Rules, not a model: they must be predictable, fast and testable. Durations ("3개월 전부터") are
-kept apart from ages ("3개월 된 아기") by the words around the number.
+kept apart from ages ("3개월 된 아기") by the words around the number. Which ages make an infant,
+a child or an elderly person is ``kmed.populations``'s to say, not this module's.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+
+from kmed.populations import age_in_months, is_pediatric, populations
 
 _NUM_WORDS = {"한": 1, "두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9, "열": 10}
 
@@ -28,6 +32,15 @@ _NOT_PREGNANT = re.compile(r"임신\s*(?:은|이)?\s*(?:아니|안\s*했|안했|
 # School grades count too: 초1–6, 중1–3, 고1–3 are children for 소아청소년과 (up to 18).
 _CHILD = re.compile(r"(아기|애기|신생아|영아|유아|우리\s*아이|아이가|아이는|우리\s*애|애가|애는|아들|딸|초등학생|유치원"
                     r"|중학생|고등학생|(?<![가-힣0-9])(?:초|중|고)\s*[1-6](?![0-9]))")
+# Breastfeeding (feeding breast milk, pumping included); formula ("분유 수유 중") is not.
+_BREASTFEEDING = re.compile(r"(모유\s*수유|모유를?\s*(?:먹[이여]|줘|주고|주는|주며)|젖을?\s*(?:먹이고|먹이는\s*(?:중|데|엄마)|먹이며"
+                            r"|먹이면서|먹여|물리|물려)|수유\s*(?:중(?!단)|하|해|할|한|기|부)|완모|유축)")
+# Stopped or not breastfeeding, stated ("단유했어요", "수유는 안 해요"); "수유 중단해야 하나요?" is not a statement.
+_NOT_BREASTFEEDING = re.compile(r"(단유\s*(?:했|해서|한|하고)|(?:모유|수유|젖)\s*(?:수유)?\s*(?:는|은|를|을|도)?\s*"
+                                r"(?:안\s*(?:해|하|먹[이여]|줘|주)|못\s*(?:해|하|먹[이여])|하지\s*않|끊었|끊어서|끊은"
+                                r"|끝났|끝냈|중단했|그만\s*(?:뒀|했|먹였)))")
+_FORMULA_BEFORE = ("분유", "분유로", "젖병", "젖병으로")
+_FORMULA_ONLY = re.compile(r"분유만")
 _MALE = re.compile(r"(남자|남성|아들|남편|남아)")
 _FEMALE = re.compile(r"(여자|여성|딸|아내|여아|임신|생리)")
 _DURATION = re.compile(
@@ -49,6 +62,7 @@ class Profile:
     sex: str | None = None  # "male" | "female"
     pregnant: bool | None = None
     pregnancy_weeks: int | None = None
+    breastfeeding: bool | None = None
     duration: str | None = None
     severe: bool = False
     medications: list[str] = field(default_factory=list)  # drug ids
@@ -69,11 +83,11 @@ class Profile:
                 setattr(self, key, value)
 
     def age_in_months(self) -> int | None:
-        if self.age_months is not None:
-            return self.age_months
-        if self.age_years is not None:
-            return self.age_years * 12
-        return None
+        return age_in_months(self.age_months, self.age_years)
+
+    def populations(self) -> set[str]:
+        """The KB/DUR population keys this person belongs to (infants, children, elderly, pregnancy, lactation)."""
+        return populations(self.age_months, self.age_years, self.pregnant, self.breastfeeding)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v not in (None, [], False)}
@@ -81,6 +95,19 @@ class Profile:
 
 def _first_int(match: re.Match) -> int:
     return int(next(g for g in match.groups() if g))
+
+
+def breastfeeding(text: str) -> bool | None:
+    """True for "수유 중", "모유 수유", "젖 먹이는 중"…; False for "단유했어요", "수유 안 해요", "분유만";
+    None when the text says neither ("분유 먹이는 중" says nothing about breast milk)."""
+    if _NOT_BREASTFEEDING.search(text):
+        return False
+    for m in _BREASTFEEDING.finditer(text):
+        before = re.sub(r"\s+", "", text[: m.start()])
+        if m.group(0).startswith("수유") and before.endswith(_FORMULA_BEFORE):
+            continue  # "분유 수유 중", "젖병 수유해요"
+        return True
+    return False if _FORMULA_ONLY.search(text) else None
 
 
 def extract_profile(text: str, mentions=()) -> dict:
@@ -101,7 +128,7 @@ def extract_profile(text: str, mentions=()) -> dict:
         years = int(word) if word.isdigit() else _NUM_WORDS[word]
         if 0 < years < 120:
             found["age_years"] = years
-            found["is_child"] = years < 15
+            found["is_child"] = is_pediatric(years * 12)
             found["age_months"] = years * 12
     elif m := _AGE_DECADE.search(text):
         if m.group(0).strip() != m.group(1) + "0대" or re.search(r"\d0\s*대\s*(?:남|여)", text):
@@ -116,6 +143,8 @@ def extract_profile(text: str, mentions=()) -> dict:
         found["pregnant"] = False
     elif _PREGNANT.search(text):
         found["pregnant"] = True
+    if (feeding := breastfeeding(text)) is not None:
+        found["breastfeeding"] = feeding
     if _MALE.search(text):
         found["sex"] = "male"
     elif _FEMALE.search(text):

@@ -34,6 +34,7 @@ PROFILE_LABELS = {
     "sex": "성별",
     "pregnant": "임신",
     "pregnancy": "임신",
+    "breastfeeding": "수유 중",
     "medications": "복용 중인 약",
     "meds": "복용 중인 약",
     "allergies": "알레르기",

@@ -22,6 +22,7 @@ from kmed.data.dur import vocab as V
 from kmed.data.dur.matcher import DrugMatcher, looks_like_code
 from kmed.data.dur.readers import RawTable
 from kmed.data.dur.report import EdgeSink, TableReport, Unmatched
+from kmed.populations import age_band_population
 
 _DEFAULT_NOTES = {
     "combination": "함께 쓰면 안 되는 병용금기 성분 조합이에요(DUR).",
@@ -156,9 +157,7 @@ def age_population(age: str, unit: str, cond: str, text: str) -> tuple[str, str]
     unit = unit or "세"
     months = value * {"세": 12, "개월": 1, "주": 12 / 52, "일": 12 / 365}.get(unit, 12)
     phrase = f"{value:g}{unit} {cond}".strip()
-    if cond in ("이상", "초과"):
-        return ("elderly" if months >= 60 * 12 else "children"), phrase
-    return ("infants" if months <= 24 else "children"), phrase
+    return age_band_population(months, upward=cond in ("이상", "초과")), phrase
 
 
 def _combination(row: Row, job: Job) -> None:
