@@ -180,11 +180,11 @@ def test_rebuild_reuses_vectors_of_unchanged_passages(built, mini_kb, tmp_path):
             return np.ones((len(texts), 8), dtype=np.float32) / np.sqrt(8)
 
     embedder = FixedEmbedder()
-    config = RetrievalConfig(dense=DenseConfig(model="fixed-test"))
-    import kmed.retrieval.index as index_module
+    config = RetrievalConfig(dense=DenseConfig(model="st:fixed-test"))
+    import kmed.retrieval.dense as dense_module
 
-    original = index_module.SentenceTransformerEmbedder
-    index_module.SentenceTransformerEmbedder = lambda spec: embedder
+    original = dense_module.SentenceTransformerEmbedder
+    dense_module.SentenceTransformerEmbedder = lambda spec: embedder
     try:
         target = tmp_path / "default"
         first = build_index(mini_kb, target, config)
@@ -194,7 +194,7 @@ def test_rebuild_reuses_vectors_of_unchanged_passages(built, mini_kb, tmp_path):
         path.write_text(path.read_text(encoding="utf-8").replace("흔한 병이고", "매우 흔한 병이고"), encoding="utf-8")
         second = build_index(load_kb_or_fail(kb_copy), target, config)
     finally:
-        index_module.SentenceTransformerEmbedder = original
+        dense_module.SentenceTransformerEmbedder = original
     assert first["dense"]["embedded"] == first["counts"]["passages"]
     assert second["dense"]["embedded"] == 1 and second["dense"]["reused"] == second["counts"]["passages"] - 1
 

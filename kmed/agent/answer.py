@@ -53,22 +53,23 @@ def detect_intent(turn: Turn, report: bool) -> str:
 
 
 def _retrieve(turn: Turn, intent: str) -> list[Hit]:
+    """Search with the turn's analysed query (no Kiwi here); a symptom report adds the session's symptoms."""
     a, state = turn.assistant, turn.state
-    earlier = [a.retriever.queries.name(i) for i in state.symptoms()]
-    query = " ".join([turn.text, *earlier]) if intent == "symptom_report" else turn.text
+    query = turn.query if turn.query is not None else a.retriever.analyse(turn.text, turn.mentions)
     focus = [m.id for m in turn.mentions if not m.negated and m.type in ("disease", "drug")]
     if focus and intent not in ("symptom_report", "general"):
         hits = a.retriever.search(query, k=CONTEXT_PASSAGES, filters={"entity": focus})
         if hits:
             return hits
-    mentions = turn.mentions
     if intent == "symptom_report":
         from kmed.kg.linker import Mention
 
-        known = {m.id for m in mentions}
-        extra = [i for i in state.symptoms() if i not in known]
-        mentions = [*mentions, *(Mention(i, a.retriever.queries.name(i), "symptom", 0, 0, "", False) for i in extra)]
-    return a.retriever.search(query, k=CONTEXT_PASSAGES, mentions=mentions)
+        earlier = [a.retriever.queries.name(i) for i in state.symptoms()]
+        known = {m.id for m in turn.mentions}
+        extra = [Mention(i, a.retriever.queries.name(i), "symptom", 0, 0, "", False)
+                 for i in state.symptoms() if i not in known]
+        query = query.widen(earlier, extra, a.retriever.analyser)
+    return a.retriever.search(query, k=CONTEXT_PASSAGES)
 
 
 def answer(turn: Turn):

@@ -23,6 +23,8 @@ from kmed.agent import texts
 from kmed.agent.profile import extract_profile
 from kmed.agent.reply import Citation, Reply, Triage
 from kmed.agent.triage import Escalation, classifier_layer, from_rule, kg_layer, most_severe_first
+from kmed.populations import is_pediatric
+from kmed.retrieval.query import Query
 
 # Intents of a direct question: answered directly, never with a clarifying question.
 QUESTION_INTENTS = ("info_question", "self_care_question", "drug_question", "misinformation")
@@ -46,6 +48,7 @@ class Turn:
     text: str
     notices: list[str]
     session: object  # kmed.agent.session.Session: state, assistant, last reply
+    query: Query | None = None  # the message analysed once (Kiwi, linker); retrieval reuses it
     mentions: list = field(default_factory=list)
     entities: list[dict] = field(default_factory=list)
     information: bool = False  # a question about a topic, not a report
@@ -85,7 +88,8 @@ def analyse(session, clean) -> Turn:
     if not _HAS_TEXT.search(text):
         return turn
     state.history.append({"role": "user", "content": text})
-    turn.mentions = a.linker.link(text)
+    turn.query = a.retriever.analyse(text)
+    turn.mentions = list(turn.query.mentions)
     for m in turn.mentions:
         if m.negated:
             state.negated.add(m.id)
@@ -255,8 +259,7 @@ def departments_for(turn: Turn, candidates=()) -> list[str]:
            *state.symptoms()]
     names = []
     profile = state.profile
-    months = profile.age_in_months()
-    if profile.is_child or (months is not None and months < 15 * 12):
+    if profile.is_child or is_pediatric(profile.age_in_months()):
         names.append(texts.PEDIATRICS)
     if profile.pregnant:
         names.append(texts.OBSTETRICS)

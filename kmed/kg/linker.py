@@ -52,10 +52,11 @@ class EntityLinker:
     def from_kb(cls, kb: KnowledgeBase) -> EntityLinker:
         return cls(TermDictionary.from_kb(kb))
 
-    def link(self, text: str, include_negated: bool = True) -> list[Mention]:
+    def link(self, text: str, include_negated: bool = True, tokens=None) -> list[Mention]:
+        """Mentions in ``text``; ``tokens``: its Kiwi analysis, when the caller already has it."""
         if not text or not text.strip():
             return []
-        tokens = self.terms.tokenize(text)
+        tokens = self.terms.tokenize(text) if tokens is None else tokens
         units = content_units(tokens)
         mentions: list[tuple[Mention, int, int]] = []  # with first and last token index
         i, topics_done = 0, -1

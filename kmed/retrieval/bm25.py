@@ -1,8 +1,9 @@
-"""BM25 over Kiwi morphemes, on bm25s.
+"""BM25 over Kiwi morphemes, on bm25s; ``BM25Retriever`` is its ``Retriever``.
 
 Documents and queries are analysed by the term dictionary's Kiwi (user words registered), so
 "역류성식도염이" and "역류성 식도염은" give the same tokens. Queries are normalised through the
-dictionary: every linked lay form ("속이 쓰려요") adds the canonical term's tokens ("속쓰림").
+dictionary: every linked lay form ("속이 쓰려요") adds the canonical term's tokens ("속쓰림"); the
+``Query`` carries them (``Query.morphemes``), so a search runs no Kiwi of its own.
 
 The index is a folder of plain files written by bm25s (``params.index.json``, ``vocab.index.json``,
 ``*.csc.index.npy``: every term's precomputed BM25 score per document). A build uses bm25s; loading
@@ -18,14 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from kmed.kg.terms import TermDictionary, content_units
+from kmed.kg.terms import TermDictionary
+from kmed.retrieval.passages import Hit, Passage
+from kmed.retrieval.query import Query, morphemes_of
 
 K1, B = 1.5, 0.75  # the usual Okapi defaults; short Korean passages gave no gain from tuning them
 
 
 def analyze(terms: TermDictionary, text: str) -> list[str]:
     """Content morphemes as ``form/coarse-tag`` strings (so 열/N and 열/V differ)."""
-    return [f"{form}/{tag}" for form, tag, _ in content_units(terms.tokenize(text))]
+    return morphemes_of(terms.tokenize(text))
 
 
 class BM25Index:
@@ -79,3 +82,18 @@ class BM25Index:
         if len(data) != len(indices) or not len(indptr) or int(indptr[-1]) != len(data) or len(indptr) > len(vocab) + 1:
             raise ValueError("BM25 arrays do not match the vocabulary")
         return cls(vocab, data, indices, indptr, params["num_docs"])
+
+
+class BM25Retriever:
+    """The index's passages ranked by BM25 over ``Query.morphemes``; passages scoring 0 are left out."""
+
+    name = "bm25"
+
+    def __init__(self, index: BM25Index, passages: list[Passage]):
+        self.index = index
+        self.passages = passages
+
+    def search(self, query: Query, k: int, within: np.ndarray | None = None) -> list[Hit]:
+        scores = self.index.scores(list(query.morphemes), within)
+        top = np.argsort(-scores)[:k]
+        return [Hit.of(self.passages[i], float(scores[i])) for i in top if scores[i] > 0]

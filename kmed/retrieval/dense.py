@@ -1,12 +1,18 @@
-"""Dense retrieval: an embedder (one factory) and a FAISS index whose type follows corpus size.
+"""Dense retrieval: embedders behind one factory, a FAISS index whose type follows corpus size, and
+``DenseRetriever``, the ``Retriever`` that joins them.
 
-Embedders (``make_embedder(spec)``):
+    embedder = make_embedder("kiwi-static", folder=index / "dense" / "embedder", analyzer=analyzer)
+    embedder = make_embedder("BAAI/bge-m3")              # or "st:<name>", or a local model folder
+
+Specs ``make_embedder`` accepts (``configs/retrieval.yaml``: ``dense.model``):
 - ``"kiwi-static"`` (default): a mean-pooled embedding bag over Kiwi morphemes, trained at build
-  time on the KB itself (lay terms → their entries' passages) with in-batch negatives. Seeded and
-  deterministic, a few seconds on 2 cores, no downloaded weights. Trained with torch alone and
-  saved in sentence-transformers' ``StaticEmbedding`` layout, so neither a build nor a session
+  time on the KB itself (lay terms → their entries' passages) with in-batch negatives
+  (``KiwiStaticEmbedder.train``). Seeded and deterministic, a few seconds on 2 cores, no downloaded
+  weights. Trained with torch alone and saved in sentence-transformers' ``StaticEmbedding`` layout;
+  the factory reads it back with numpy (``StaticNumpyEncoder``), so neither a build nor a session
   imports sentence-transformers (and, through transformers, peft and bitsandbytes).
-- anything else: a sentence-transformers model name or local path (e.g. KURE, bge-m3) the user has.
+- a sentence-transformers model the user has: ``"st:<name or path>"``, a local folder, or a hub id
+  ``"org/name"`` (e.g. KURE, bge-m3). Anything else is a ``ConfigError`` that lists these.
 
 FAISS: exact inner product (``IndexFlatIP``) below ``HNSW_THRESHOLD`` vectors, HNSW above.
 """
@@ -16,16 +22,57 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from kmed.errors import ConfigError, KmedError
+from kmed.errors import ConfigError, KmedError, MissingExtraError
+from kmed.retrieval.passages import Hit, Passage
+from kmed.retrieval.query import Query
 
 HNSW_THRESHOLD = 50_000  # flat search stays under ~5 ms/query in batches up to here (docs/benchmarks.md)
 STATIC_DIM = 256  # more dims gave no recall gain on the KB dev set; 256 keeps the index small
 STATIC_STEPS = 300
 STATIC_BATCH = 64
+KIWI_STATIC = "kiwi-static"
+ST_PREFIX = "st:"
+SPECS_HELP = (f"'{KIWI_STATIC}'(기본값), '{ST_PREFIX}<모델 이름 또는 경로>', 내려받아 둔 모델 폴더 경로, "
+              "또는 허브 이름 'org/name'(예: BAAI/bge-m3)")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class Embedder(Protocol):
+    """What dense retrieval needs of an embedder: its ``spec``, ``dim``, and unit-length vectors."""
+
+    spec: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_query(self, query: Query) -> np.ndarray: ...
+
+
+def make_embedder(spec: str, folder: Path | None = None, analyzer=None) -> Embedder:
+    """The embedder a ``dense.model`` spec names. ``kiwi-static`` is read from ``folder`` (written by
+    ``kmed build index``) with ``analyzer`` (text → morphemes) for document texts.
+
+    Raises ``ConfigError`` for a spec it does not know (listing those it does), ``MissingExtraError``
+    when sentence-transformers is not installed, and ``OSError``/``ValueError`` for unreadable files.
+    """
+    spec = (spec or "").strip()
+    if spec == KIWI_STATIC:
+        if folder is None:
+            raise ConfigError("kiwi-static 임베딩은 검색 인덱스와 함께 학습돼요.", "kmed build index 로 인덱스를 만드세요.")
+        return StaticNumpyEncoder(folder, analyzer)
+    name = spec[len(ST_PREFIX):].strip() if spec.startswith(ST_PREFIX) else spec
+    if name and (spec.startswith(ST_PREFIX) or Path(name).expanduser().exists() or _HUB_ID.match(name)):
+        return SentenceTransformerEmbedder(name)
+    raise ConfigError(f"임베딩 모델 '{spec}'을(를) 알 수 없어요.",
+                      f"configs/retrieval.yaml의 dense.model을 다음 중 하나로 쓰세요: {SPECS_HELP}")
 
 
 def _require_faiss():
@@ -37,9 +84,12 @@ def _require_faiss():
 
 
 class KiwiStaticEmbedder:
-    """A trained embedding matrix over Kiwi morphemes and its word-level tokenizer; ``analyzer`` maps text → tokens."""
+    """A trained embedding matrix over Kiwi morphemes and its word-level tokenizer; ``analyzer`` maps text → tokens.
 
-    spec = "kiwi-static"
+    Build time only: ``train`` then ``save``; queries read the saved files through ``make_embedder``.
+    """
+
+    spec = KIWI_STATIC
 
     def __init__(self, tokenizer, matrix: np.ndarray, analyzer):
         self.tokenizer = tokenizer
@@ -136,7 +186,7 @@ class StaticNumpyEncoder:
     checks parity) at a fraction of the load time.
     """
 
-    spec = "kiwi-static"
+    spec = KIWI_STATIC
 
     def __init__(self, folder: Path, analyzer):
         from safetensors.numpy import load_file
@@ -161,6 +211,10 @@ class StaticNumpyEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         return _normalize(self.encode_analyzed([" ".join(self.analyzer(t)) or "[UNK]" for t in texts]))
 
+    def encode_query(self, query: Query) -> np.ndarray:
+        """The query's own morphemes (text and expansions): no second Kiwi analysis."""
+        return _normalize(self.encode_analyzed([" ".join(query.morphemes) or "[UNK]"]))
+
 
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model the user has locally (name in the HF cache, or a path)."""
@@ -170,13 +224,14 @@ class SentenceTransformerEmbedder:
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise KmedError("sentence-transformers가 없어요.", "pip install sentence-transformers") from exc
+            raise MissingExtraError("이 임베딩 모델에는 sentence-transformers 패키지가 필요한데 설치되어 있지 않아요.",
+                                    f"pip install sentence-transformers 로 설치하거나 dense.model을 '{KIWI_STATIC}'로 두세요.") from exc
         try:
             self.model = SentenceTransformer(name_or_path, device="cpu")
         except Exception as exc:  # noqa: BLE001 - hub/IO errors vary by version
             raise ConfigError(
                 f"임베딩 모델 '{name_or_path}'을(를) 불러올 수 없어요 ({type(exc).__name__}).",
-                "configs/retrieval.yaml의 dense.model(또는 --embedder)을 내려받아 둔 모델 폴더 경로로 바꾸거나, "
+                "configs/retrieval.yaml의 dense.model을 내려받아 둔 모델 폴더 경로로 바꾸거나, "
                 "기본값 'kiwi-static'을 쓰세요.",
             ) from exc
 
@@ -186,6 +241,9 @@ class SentenceTransformerEmbedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         return _normalize(self.model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False))
+
+    def encode_query(self, query: Query) -> np.ndarray:
+        return self.encode([query.normalised])
 
 
 def _normalize(vectors: np.ndarray) -> np.ndarray:
@@ -235,6 +293,24 @@ class FaissIndex:
     @classmethod
     def load(cls, path: Path, kind: str) -> FaissIndex:
         return cls(_require_faiss().read_index(str(path)), kind)
+
+
+class DenseRetriever:
+    """The index's passages nearest to the query's vector (cosine, via inner product on unit vectors)."""
+
+    name = "dense"
+
+    def __init__(self, embedder: Embedder, index: FaissIndex, passages: list[Passage]):
+        self.embedder = embedder
+        self.index = index
+        self.passages = passages
+
+    def search(self, query: Query, k: int, within: np.ndarray | None = None) -> list[Hit]:
+        allowed = np.flatnonzero(within) if within is not None else None
+        if allowed is not None and not len(allowed):
+            return []
+        scores, ids = self.index.search(self.embedder.encode_query(query), k, allowed)
+        return [Hit.of(self.passages[i], float(score)) for score, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
 
 def training_pairs(kb, passages) -> list[tuple[str, str]]:

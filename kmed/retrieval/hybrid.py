@@ -1,9 +1,15 @@
-"""Hybrid retrieval: metadata pre-filter → BM25, dense and KG candidates → reciprocal-rank fusion.
+"""Hybrid retrieval: one analysed ``Query`` → metadata pre-filter → each ``Retriever`` → reciprocal-rank fusion.
 
     retriever = HybridRetriever(artifacts, linker, config)
     hits = retriever.search("배가 꼬이듯 아파요", k=5)                        # fused
     hits = retriever.search("두통", k=5, modes=("bm25",))                     # one retriever alone
     hits = retriever.search("약", k=5, filters={"entity_type": "drug"})        # pre-filtered
+    query = retriever.analyse("와파린 먹는데 아스피린 같이 먹어도 돼요?")       # Kiwi once …
+    hits = retriever.search(query, k=5, filters={"entity": ["drug.warfarin"]})  # … however many searches
+
+The retrievers themselves (``BM25Retriever``, ``DenseRetriever``, ``KGFactRetriever``) share one
+contract (``kmed.retrieval.query.Retriever``); this module only analyses the query, builds the
+filter mask, asks each retriever and fuses their rankings.
 
 Filters keep only passages whose metadata match every given key: ``department`` (an id in
 ``departments``), ``entity`` (an id in ``entity_ids``), ``source`` (an id in ``source_ids``),
@@ -18,14 +24,15 @@ import numpy as np
 
 from kmed.kg.graph import GraphQueries
 from kmed.kg.linker import EntityLinker, Mention
-from kmed.retrieval.bm25 import analyze
+from kmed.retrieval.bm25 import BM25Retriever
 from kmed.retrieval.config import RetrievalConfig
+from kmed.retrieval.dense import DenseRetriever
 from kmed.retrieval.index import IndexArtifacts
-from kmed.retrieval.kg_facts import KGFactRetriever
+from kmed.retrieval.kg_facts import KGFactRetriever, source_names
 from kmed.retrieval.passages import Hit, Passage
+from kmed.retrieval.query import Query, QueryAnalyser, Retriever
 
 MODES = ("bm25", "dense", "kg")
-MAX_QUERY_CHARS = 1000
 
 _FILTER_FIELDS = {"department": "departments", "entity": "entity_ids", "source": "source_ids"}
 
@@ -34,7 +41,7 @@ def _as_set(value) -> set[str]:
     return {value} if isinstance(value, str) else set(value)
 
 
-def passage_matches(passage: Passage, filters: dict) -> bool:
+def passage_matches(passage: Passage | Hit, filters: dict) -> bool:
     meta = passage.metadata
     for key, wanted in filters.items():
         accepted = _as_set(wanted)
@@ -57,64 +64,54 @@ class HybridRetriever:
         self.linker = linker
         self.config = config
         self.queries = GraphQueries(artifacts.graph)
-        self.kg = KGFactRetriever(self.queries, self._source_names())
-        self._by_id = {p.id: i for i, p in enumerate(artifacts.passages)}
+        self.analyser = QueryAnalyser(artifacts.terms, linker)
+        self.kg = KGFactRetriever(self.queries, source_names(artifacts.passages))
+        # In fusion order; dense only when the index has it and the config enables it.
+        self.retrievers: dict[str, Retriever] = {"bm25": BM25Retriever(artifacts.bm25, artifacts.passages)}
+        if artifacts.faiss is not None and artifacts.embedder is not None and config.dense.enabled:
+            self.retrievers["dense"] = DenseRetriever(artifacts.embedder, artifacts.faiss, artifacts.passages)
+        self.retrievers["kg"] = self.kg
 
-    def _source_names(self) -> dict[str, str]:
-        names = {}
-        for p in self.a.passages:
-            for sid, name in zip(p.metadata.get("source_ids") or [], (p.metadata.get("source") or "").split(", "), strict=False):
-                names.setdefault(sid, name)
-        return names
-
-    def expand_query(self, query: str, mentions: list[Mention]) -> str:
-        """Append canonical names of linked lay forms ("속이 쓰려요" → "속쓰림")."""
-        names = [m.name for m in mentions if not m.negated and m.name not in query]
-        return " ".join([query, *dict.fromkeys(names)])
+    def analyse(self, text: str, mentions: list[Mention] | None = None) -> Query:
+        """The query every retriever reads: Kiwi runs over ``text`` once (the linker too, unless ``mentions``)."""
+        return Query.analyse(text, self.analyser, mentions)
 
     def _mask(self, filters: dict | None) -> np.ndarray | None:
         if not filters:
             return None
         return np.array([passage_matches(p, filters) for p in self.a.passages], dtype=bool)
 
-    def search(self, query: str, k: int = 5, filters: dict | None = None, modes=MODES,
+    def search(self, query: str | Query, k: int = 5, filters: dict | None = None, modes=MODES,
                mentions: list[Mention] | None = None) -> list[Hit]:
-        query = (query or "").strip()[:MAX_QUERY_CHARS]
+        """Fused hits for a text (analysed here) or an analysed ``Query`` (then ``mentions`` is not read)."""
+        if not isinstance(query, Query):
+            query = self.analyse(query, mentions)
         if not query:
             return []
-        mentions = self.linker.link(query) if mentions is None else mentions
-        expanded = self.expand_query(query, mentions)
         mask = self._mask(filters)
         depth = max(self.config.candidates, k)
-        rankings: dict[str, list[Passage]] = {}
-        if "bm25" in modes:
-            scores = self.a.bm25.scores(analyze(self.a.terms, expanded), mask)
-            top = np.argsort(-scores)[:depth]
-            rankings["bm25"] = [self.a.passages[i] for i in top if scores[i] > 0]
-        if "dense" in modes and self.a.faiss is not None and self.config.dense.enabled:
-            allowed = np.flatnonzero(mask) if mask is not None else None
-            if allowed is None or len(allowed):
-                vector = self.a.embedder.encode([expanded])
-                _, ids = self.a.faiss.search(vector, depth, allowed)
-                rankings["dense"] = [self.a.passages[i] for i in ids[0] if i >= 0]
-        if "kg" in modes:
-            facts = self.kg.retrieve(mentions, k=depth)
-            rankings["kg"] = [p for p in facts if not filters or passage_matches(p, filters)]
+        rankings: dict[str, list[Hit]] = {}
+        for name, retriever in self.retrievers.items():
+            if name not in modes:
+                continue
+            hits = retriever.search(query, depth, mask)
+            # The mask already holds the index's passages to the filters; this holds the KG's own.
+            rankings[name] = [h for h in hits if not filters or passage_matches(h, filters)]
         return self._fuse(rankings, k)
 
-    def _fuse(self, rankings: dict[str, list[Passage]], k: int) -> list[Hit]:
+    def _fuse(self, rankings: dict[str, list[Hit]], k: int) -> list[Hit]:
         scores: dict[str, float] = defaultdict(float)
         found_by: dict[str, list[str]] = defaultdict(list)
-        passages: dict[str, Passage] = {}
+        found: dict[str, Hit] = {}
         for name, ranked in rankings.items():
             weight = float(self.config.weights.get(name, 1.0))
-            for rank, passage in enumerate(ranked):
-                scores[passage.id] += weight / (self.config.rrf_k + rank + 1)
-                found_by[passage.id].append(name)
-                passages[passage.id] = passage
+            for rank, hit in enumerate(ranked):
+                scores[hit.id] += weight / (self.config.rrf_k + rank + 1)
+                found_by[hit.id].append(name)
+                found[hit.id] = hit
         ordered = sorted(scores, key=lambda pid: (-scores[pid], pid))[:k]
         return [
-            Hit(pid, passages[pid].title, passages[pid].text, round(scores[pid], 6),
-                {**passages[pid].metadata, "retrievers": found_by[pid]})
+            Hit(pid, found[pid].title, found[pid].text, round(scores[pid], 6),
+                {**found[pid].metadata, "retrievers": found_by[pid]})
             for pid in ordered
         ]

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,13 +41,17 @@ from kmed.retrieval.bm25 import BM25Index, analyze
 from kmed.retrieval.chunking import kb_passages
 from kmed.retrieval.config import RetrievalConfig
 from kmed.retrieval.dense import (
+    KIWI_STATIC,
+    Embedder,
     FaissIndex,
     KiwiStaticEmbedder,
-    SentenceTransformerEmbedder,
-    StaticNumpyEncoder,
+    make_embedder,
     training_pairs,
 )
 from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # Bump when the artifacts or the term-dictionary keys change meaning. 5: kb.json, stored keys.
 FORMAT_VERSION = 5
@@ -92,17 +97,31 @@ def expected_inputs(kb: KnowledgeBase | str, config: RetrievalConfig, with_proce
     }
 
 
-@dataclass
+@dataclass(frozen=True)
 class IndexArtifacts:
+    """Everything a session reads from a built index (``load_index``), one typed field per file.
+
+    The row counts must agree (BM25 documents and FAISS vectors, one per passage), and dense parts
+    come as a pair, or construction raises ``ValueError`` (``load_index`` reports it as a corrupt index).
+    """
+
     folder: Path
-    manifest: dict
-    terms: TermDictionary
-    graph: object
-    passages: list[Passage]
-    bm25: BM25Index
-    embedder: object | None
-    faiss: FaissIndex | None
-    kb: KnowledgeBase | None = None
+    manifest: dict  # manifest.json as written by build_index: inputs, versions, counts, dense
+    terms: TermDictionary  # terms.json: Kiwi user words and morpheme keys
+    graph: nx.MultiDiGraph  # kg.json
+    passages: list[Passage]  # passages.jsonl, in index order (BM25 and FAISS row i is passage i)
+    bm25: BM25Index  # bm25/
+    embedder: Embedder | None  # dense/embedder (kiwi-static) or the named model; None without dense
+    faiss: FaissIndex | None  # dense/faiss.index; None without dense
+    kb: KnowledgeBase | None = None  # kb.json, or the parsed KB the caller passed
+
+    def __post_init__(self):
+        if self.bm25.num_docs != len(self.passages):
+            raise ValueError(f"BM25 has {self.bm25.num_docs} documents for {len(self.passages)} passages")
+        if (self.embedder is None) != (self.faiss is None):
+            raise ValueError("the dense embedder and its FAISS index come together")
+        if self.faiss is not None and self.faiss.index.ntotal != len(self.passages):
+            raise ValueError(f"FAISS has {self.faiss.index.ntotal} vectors for {len(self.passages)} passages")
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -203,15 +222,15 @@ def _build_dense(kb, analyzer, passages, config, out: Path, previous: Path, step
     texts = [p.title + " " + p.text for p in passages]
     hashes = [_sha(t) for t in texts]
     spec = config.dense.model
-    if spec == "kiwi-static":
+    if spec == KIWI_STATIC:
         step("밀집 임베딩 학습", 0.55)
         pairs = training_pairs(kb, passages)
         fingerprint = f"kiwi-static:{config.dense.train_steps}:" + _sha(json.dumps(pairs, ensure_ascii=False))
         KiwiStaticEmbedder.train(pairs, analyzer, steps=config.dense.train_steps).save(out / "embedder")
         # Encode with the same numpy reader queries use, so build and query vectors agree exactly.
-        embedder = StaticNumpyEncoder(out / "embedder", analyzer)
+        embedder = make_embedder(spec, out / "embedder", analyzer)
     else:
-        embedder = SentenceTransformerEmbedder(spec)
+        embedder = make_embedder(spec)
         fingerprint = "st:" + spec
     step("임베딩", 0.75)
     vectors, reused = _reuse_vectors(previous, fingerprint, hashes)
@@ -289,13 +308,10 @@ def load_index(folder: Path, kb: KnowledgeBase | str, config: RetrievalConfig, s
         embedder = faiss_index = None
         dense = manifest.get("dense")
         if dense:
-            if dense["model"] == "kiwi-static":
-                embedder = KiwiStaticEmbedder.load(folder / "dense" / "embedder", _analyzer(terms))
-            else:
-                embedder = SentenceTransformerEmbedder(dense["model"])
+            embedder = make_embedder(dense["model"], folder / "dense" / "embedder", _analyzer(terms))
             faiss_index = FaissIndex.load(folder / "dense" / "faiss.index", dense["index_type"])
+        return IndexArtifacts(folder, manifest, terms, graph, passages, bm25, embedder, faiss_index, snapshot)
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         raise IndexStaleError(
             f"검색 인덱스({folder})가 손상됐어요: {type(exc).__name__}: {str(exc)[:200]}", "kmed build index 로 다시 만드세요."
         ) from exc
-    return IndexArtifacts(folder, manifest, terms, graph, passages, bm25, embedder, faiss_index, snapshot)

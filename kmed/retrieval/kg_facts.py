@@ -3,14 +3,18 @@
 For symptoms, the graph ranks candidate conditions (rarer shared symptoms weigh more); each
 candidate becomes one passage about that condition. For a condition or drug, its departments,
 red-flag symptoms, interactions and contraindications become passages. Every passage carries the
-provenance of the edges it was rendered from.
+provenance of the edges it was rendered from. ``KGFactRetriever`` is a ``Retriever``: it reads the
+query's mentions, so it runs no Kiwi of its own.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from kmed.kg.graph import GraphQueries
 from kmed.kg.linker import Mention
-from kmed.retrieval.passages import Passage
+from kmed.retrieval.passages import Hit, Passage
+from kmed.retrieval.query import Query
 from kmed.text_ko import josa
 
 # Interactions are cut to a few per drug; the most severe ones must survive the cut.
@@ -29,10 +33,26 @@ def _provenance(edges: list[dict]) -> tuple[str, list[str]]:
     return ", ".join(files), sources
 
 
+def source_names(passages: list[Passage]) -> dict[str, str]:
+    """Source id → the name the KB passages give it, so KG facts cite sources the same way."""
+    names: dict[str, str] = {}
+    for p in passages:
+        for sid, name in zip(p.metadata.get("source_ids") or [], (p.metadata.get("source") or "").split(", "), strict=False):
+            names.setdefault(sid, name)
+    return names
+
+
 class KGFactRetriever:
+    name = "kg"
+
     def __init__(self, queries: GraphQueries, source_names: dict[str, str] | None = None):
         self.q = queries
         self.source_names = source_names or {}
+
+    def search(self, query: Query, k: int, within: np.ndarray | None = None) -> list[Hit]:
+        """Facts about the query's mentions, scored 1/rank. ``within`` does not apply: these passages
+        are rendered here, not taken from the index."""
+        return [Hit.of(p, 1.0 / rank) for rank, p in enumerate(self.retrieve(list(query.mentions), k=k), start=1)]
 
     def _passage(self, pid: str, about: str, title: str, text: str, edges: list[dict], section: str) -> Passage:
         origin, sources = _provenance(edges)

@@ -23,5 +23,10 @@ class Hit:
     score: float
     metadata: dict = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, passage: Passage, score: float) -> Hit:
+        """A passage as one retriever's hit (its metadata shared, not copied)."""
+        return cls(passage.id, passage.title, passage.text, score, passage.metadata)
+
     def to_dict(self) -> dict:
         return asdict(self)
