@@ -172,15 +172,17 @@ def bench_agent_cmd(
     as_json: bool = typer.Option(False, "--json"),
     out: Path = typer.Option(None, "--out"),
     model: str | None = typer.Option(None, "--model", help="답변 생성 모델 (없으면 추출형 작성기); ttft_s·answer_s 를 더해요"),
-    limit: int | None = typer.Option(None, "--limit", help="대화 수 상한 (모델이 있으면 기본 20)"),
+    limit: int | None = typer.Option(None, "--limit", help="--model: 생성까지 간 답변 수 (기본 20); 없으면 대화 수 상한"),
 ) -> None:
     """Load time (fresh process, built indexes) and p50/p95 turn latency; with --model, TTFT and answer time."""
     from kmed.eval.bench import bench_agent
     from kmed.eval.grounded_eval import DEFAULT_DATA, load_cases
 
     turns = [c["turns"] for c in load_cases(DEFAULT_DATA)] if DEFAULT_DATA.exists() else [["어제부터 열이 나고 목이 아파요"]]
-    limit = limit if limit is not None else (20 if model else None)
-    report = bench_agent(turns[:limit] if limit else turns, model)
+    if model:
+        report = bench_agent(turns, model, max_generated=limit or 20)
+    else:
+        report = bench_agent(turns[:limit] if limit else turns)
     _emit(report, as_json, out, "Agent benchmark")
     return report
 

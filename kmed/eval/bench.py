@@ -72,12 +72,14 @@ def _run_scale(n: int, kind: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int = 3) -> dict:
+def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int = 3,
+                max_generated: int | None = None) -> dict:
     """Load time in a fresh process (built indexes, and the model when given), then per turn in this one.
 
     Every turn is streamed: ``turn`` is its whole time; with a model, ``ttft_s`` is the time to the
     first streamed text and ``answer_s`` the time to the complete reply (p50, p95), over the turns
-    that reached the generator (a refusal or an emergency reply never does).
+    that reached the generator (a refusal or an emergency reply never does); ``max_generated``
+    stops after that many of them.
     """
     code = ("import time; t=time.perf_counter(); from kmed import Assistant; from kmed.llm.factory import load_generator; "
             f"Assistant.load(auto_build=False, generator=load_generator({model!r})); print(time.perf_counter()-t)")
@@ -92,6 +94,8 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
     assistant = Assistant.load(generator=load_generator(model))
     times, ttft, answer = [], [], []
     for conversation in turns:
+        if max_generated is not None and len(ttft) >= max_generated:
+            break
         session = assistant.session()
         for message in conversation:
             t = time.perf_counter()
