@@ -144,6 +144,33 @@ def is_whole_sentence(sentence: str) -> bool:
     return bool(tokens) and tokens[-1].tag in ("EF", "SF")
 
 
+# Morphemes that turn a Korean clause negative or prohibitive: 없다, 않다, 말다 ("하지 마세요"),
+# 아니다, the adverbs 안/못, and the nouns 금지/금물.
+_NEGATORS = {("없", "VA"), ("않", "VX"), ("말", "VX"), ("아니", "VCN"), ("안", "MAG"), ("못", "MAG"),
+             ("못하", "VX"), ("금지", "NNG"), ("금물", "NNG")}
+
+
+def is_negated(sentence: str) -> bool:
+    """True when the sentence carries a negation or prohibition ("필요 없어요", "먹으면 안 돼요", "하지 마세요").
+
+    Used to check that a paraphrase keeps its source's polarity: "항생제가 필요해요" overlaps
+    "항생제가 필요 없어요" in almost every character, and says the opposite.
+    """
+    sentence = CITATION.sub("", sentence or "").strip()
+    return bool(sentence) and any((t.form, t.tag) in _NEGATORS for t in _splitter().tokenize(sentence))
+
+
+def ends_with_final_ending(sentence: str) -> bool:
+    """True when the last morpheme before any closing punctuation is a sentence-final ending (EF).
+
+    Stricter than ``is_whole_sentence``: "항생제가 필요." has a period but no final ending, so a
+    model cannot pass off a cut clause by adding punctuation.
+    """
+    sentence = CITATION.sub("", sentence or "").strip()
+    tokens = [t for t in _splitter().tokenize(sentence) if t.tag not in ("SF", "SE", "SS", "SW", "SP")] if sentence else []
+    return bool(tokens) and tokens[-1].tag == "EF"
+
+
 def pack_sentence_groups(sentences: list[str], max_chars: int) -> list[list[str]]:
     """Greedy packing of whole sentences into groups of at most ``max_chars`` (a longer sentence stays whole)."""
     groups: list[list[str]] = []

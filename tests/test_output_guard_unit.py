@@ -133,11 +133,6 @@ def test_quoted_can_be_asked_for_with_strict():
     assert verify_answer(line, CONTEXT, strict=False, quoted=False)[0] == line
 
 
-PERIOD_MAKES_IT_WHOLE = bug(
-    "strict mode: a period makes '…항생제가 필요.' a whole sentence (is_whole_sentence accepts any text ending "
-    "in punctuation) and its bigrams overlap the passage, so the claim that drops '없어요' is kept")
-
-
 @pytest.mark.parametrize(
     "line, strict",
     [
@@ -145,8 +140,8 @@ PERIOD_MAKES_IT_WHOLE = bug(
         ("- 감기는 바이러스 질환이라 항생제가 필요 [2]", True),
         ("- 감기는 바이러스 질환이라 항생제가 필요 [2].", False),
         ("- 감기는 바이러스 질환이라 항생제가 필요. [2]", False),
-        pytest.param("- 감기는 바이러스 질환이라 항생제가 필요 [2].", True, marks=PERIOD_MAKES_IT_WHOLE),
-        pytest.param("- 감기는 바이러스 질환이라 항생제가 필요. [2]", True, marks=PERIOD_MAKES_IT_WHOLE),
+        ("- 감기는 바이러스 질환이라 항생제가 필요 [2].", True),
+        ("- 감기는 바이러스 질환이라 항생제가 필요. [2]", True),
     ],
 )
 def test_a_negation_cut_off_is_never_kept(line, strict):
@@ -176,13 +171,9 @@ def test_a_quote_with_its_negation_turned_around_is_dropped(line):
 @pytest.mark.parametrize(
     "line",
     [
-        pytest.param("- 감기는 바이러스 질환이라 항생제가 필요해요. [2]", marks=bug(
-            "strict mode checks only bigram overlap (0.5); dropping '없' keeps nearly every bigram, "
-            "so the opposite of the passage is kept with its citation")),
-        pytest.param("- 사흘 넘게 열이 나도 병원에 갈 필요 없어요. [1]", marks=bug(
-            "strict mode: an added negation ('필요 없어요' for '가야 해요') still overlaps the passage enough")),
-        pytest.param("- 열이 38도 이상이면 해열제를 먹으면 안 돼요. [1]", marks=bug(
-            "strict mode: a prohibition ('먹으면 안 돼요') for a permission ('먹을 수 있어요') is kept")),
+        "- 감기는 바이러스 질환이라 항생제가 필요해요. [2]",  # bigrams alone would keep it: polarity differs
+        "- 사흘 넘게 열이 나도 병원에 갈 필요 없어요. [1]",  # an added negation
+        "- 열이 38도 이상이면 해열제를 먹으면 안 돼요. [1]",  # a prohibition for a permission
     ],
 )
 def test_model_text_that_turns_a_negation_around_is_dropped(line):
@@ -213,13 +204,8 @@ def test_stored_sentence_ends_decide_what_a_sentence_is():
         ("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 [2]", ""),  # a last heading left empty goes too
         ("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 없어요. [2]\n■ 병원에 가야 할 때\n- 열이 나면 꼭 병원에 가야 해요.",
          "■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 없어요. [2]"),
-        pytest.param("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 [2]\n\n", "", marks=bug(
-            "a blank line after the dropped claims hides the empty heading from the check; the guard returns "
-            "'■ 요약', which kmed.agent.answer takes as a body and so skips its NOTHING_FOUND reply")),
-        pytest.param("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 [2]\n\n■ 참고\n좋은 하루 보내세요.",
-                     "■ 참고\n좋은 하루 보내세요.", marks=bug(
-                         "a heading whose claims were all dropped survives when a blank line separates it from "
-                         "the next heading")),
+        ("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 [2]\n\n", ""),  # blank lines are not content
+        ("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 [2]\n\n■ 참고\n좋은 하루 보내세요.", "■ 참고\n좋은 하루 보내세요."),
     ],
 )
 def test_headings_left_with_nothing_under_them_are_dropped(text, kept):

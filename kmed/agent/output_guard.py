@@ -7,8 +7,10 @@ when ``n`` is in the context and:
 - ``quoted`` (the extractive composer): the claim is exactly one whole sentence of passage ``n``,
   as the splitter cut it. A fragment ("항생제가 필요") is never a sentence of its passage, so it
   is dropped and counted in ``stats["fragments"]``;
-- otherwise (model-written text): the claim is a whole sentence (``is_whole_sentence``) and its
-  content overlaps passage ``n`` enough (character bigrams, particle-tolerant).
+- otherwise (model-written text): the claim closes with a final ending (``ends_with_final_ending``:
+  a period after a cut clause is not enough), its content overlaps passage ``n`` enough (character
+  bigrams, particle-tolerant), and it keeps the polarity of the passage sentence it is closest
+  to (``is_negated``): "항생제가 필요해요" citing "…항생제가 필요 없어요." is dropped.
 
 A medical claim left with no valid citation is dropped; ``strict`` treats every claim as medical.
 """
@@ -22,6 +24,8 @@ from kmed.llm.base import ContextPassage
 from kmed.text_ko import (
     CITATION,
     citation_numbers,
+    ends_with_final_ending,
+    is_negated,
     is_whole_sentence,
     overlap,
     passage_sentences,
@@ -44,9 +48,13 @@ def claims_of(body: str) -> list[str]:
 
 
 def _supports(claim: str, passage: ContextPassage, quoted: bool) -> bool:
+    sentences = passage_sentences(passage.text, passage.metadata.get("sentence_ends"))
     if quoted:
-        return claim in passage_sentences(passage.text, passage.metadata.get("sentence_ends"))
-    return is_whole_sentence(claim) and overlap(claim, passage.text) >= SUPPORT_THRESHOLD
+        return claim in sentences
+    if not ends_with_final_ending(claim) or overlap(claim, passage.text) < SUPPORT_THRESHOLD:
+        return False
+    closest = max(sentences, key=lambda s: overlap(claim, s), default="")
+    return is_negated(claim) == is_negated(closest)
 
 
 def verify_answer(text: str, context: list[ContextPassage], strict: bool = False, quoted: bool | None = None) -> tuple[str, dict]:
@@ -89,7 +97,8 @@ def verify_answer(text: str, context: list[ContextPassage], strict: bool = False
     # Drop headings left with nothing under them.
     cleaned: list[str] = []
     for i, line in enumerate(kept_lines):
-        if line.strip().startswith("■") and (i + 1 >= len(kept_lines) or kept_lines[i + 1].strip().startswith("■")):
+        following = [rest for rest in kept_lines[i + 1 :] if rest.strip()]  # blank lines do not count as content
+        if line.strip().startswith("■") and (not following or following[0].strip().startswith("■")):
             continue
         cleaned.append(line)
     stats["cited_numbers"] = sorted(set(stats["cited_numbers"]))
