@@ -34,7 +34,11 @@ _HARMFUL = [
                                r"|lethal\s+dose|how\s+many.{0,30}(kill|die|overdose))", re.IGNORECASE)),
     ("self_harm_method", re.compile(r"(자살|자해|목숨을\s*끊).{0,12}(방법|하는\s*법|어떻게|도구|약)|고통\s*없이\s*죽"
                                     r"|(how\s+to|ways?\s+to)\s+(kill\s+myself|commit\s+suicide|self[- ]harm)", re.IGNORECASE)),
-    ("controlled_drugs", re.compile(r"(처방\s*(전|없이)|처방전\s*없이|몰래|불법).{0,20}(구하|구입|사|얻|살\s*수)"
+    # Buying without a prescription is refused only for a controlled drug: "처방전 없이 살 수 있는
+    # 감기약" is an ordinary over-the-counter question.
+    ("controlled_drugs", re.compile(r"(몰래|불법).{0,20}(구하|구입|얻|살\s*수)"
+                                    r"|(처방\s*(전|없이)|처방전\s*없이).{0,20}(졸피뎀|펜타닐|옥시코돈|프로포폴|마약|대마|필로폰|아더랄|애더럴"
+                                    r"|디에타민|펜터민|수면제|신경안정제|식욕\s*억제제).{0,20}(구하|구입|사|얻|살\s*수)"
                                     r"|(졸피뎀|펜타닐|옥시코돈|프로포폴|마약|대마|필로폰|아더랄|애더럴|디에타민|펜터민).{0,20}(구하|구입|사는|파는|살\s*수|어디서)"
                                     r"|(buy|get|obtain).{0,30}without\s+(a\s+)?prescription", re.IGNORECASE)),
     ("prescription_fraud", re.compile(r"(처방전|진단서|소견서|의무\s*기록|진료\s*기록).{0,15}(위조|조작|만들|만드|가짜|허위|고치|고쳐|변조|바꾸|바꿔|늘리|수정)"
@@ -42,16 +46,23 @@ _HARMFUL = [
                                       re.IGNORECASE)),
     # A person word then a verb of harm. Feeding ("아이한테 시럽 먹여요") or poison as a noun ("독사", "독버섯")
     # is not harm: 먹이다/재우다 count only with 몰래, and 독 only as something put in or given.
-    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이|친구|동료|그\s*사람|누군가)(을|를|에게|한테)?.{0,20}"
+    ("harm_others", re.compile(r"(남|다른\s*사람|상대|남편|아내|부모|아이|친구|동료|그\s*사람|누군가|걔|쟤|그\s*새끼|상사|선배|후배"
+                               r"|남친|여친|애인|시어머니|장모|이웃|룸메이트)(을|를|에게|한테)?.{0,20}"
                                r"((몰래|모르게|들키지\s*않게).{0,15}(먹여|먹이|먹일|타서|타면|넣어|넣으|재우|잠들게)"
                                r"|독(을|약을?)?\s*(타|넣|먹이|먹여|먹일)|해치|죽이|기절시키|아프게\s*하|중독시키)"
-                               r"|몰래\s*(먹여|타서|넣어)|(강간|데이트\s*강간|성범죄)\s*약|물뽕|GHB|약을?\s*타서.{0,10}(재우|기절|정신)"
+                               r"|몰래.{0,10}(먹여|타서|넣어).{0,15}(싶|려고|방법|어떻게|할까|재우|기절)"
+                               r"|(강간|데이트\s*강간|성범죄)\s*약|물뽕|GHB|약을?\s*타서.{0,10}(재우|기절|정신).{0,10}(싶|려고|방법|어떻게|할까|법)"
                                r"|(poison|drug|sedate|hurt|harm)\s+(someone|somebody|my\s+\w+|a\s+person|people|others)"
                                r"|make\s+(someone|somebody|people|a\s+person|him|her|them)\s+(sick|ill|pass\s+out)"
                                r"|date\s*rape", re.IGNORECASE)),
 ]
 # Refused before red flags: their wording describes someone else, not the person's own state.
 REFUSE_FIRST = {"harm_others", "prescription_fraud", "controlled_drugs"}
+# The person is the one harmed ("누가 제 음료에 약을 타서", "친구가 나를 해치려고 해요"): a victim's
+# report, never a request to harm, so the red flags and the answer apply.
+_VICTIM = re.compile(r"(나를|저를|날\s|절\s|나한테|저한테|나에게|저에게|누가\s*(제|내|저|나)"
+                     r"|(제|내)\s*(음료|술|잔|음식|물|커피|밥)|someone\s+(drugged|poisoned|spiked)\s+(me|my))",
+                     re.IGNORECASE)
 
 _MEDICAL_HINT = re.compile(
     r"(아프|아파|통증|기침|증상|병원|진료|질환|질병|검사|수술|치료|먹어도|복용|임신|생리|혈압|혈당|당뇨|콜레스테롤|염증|감염|"
@@ -60,15 +71,17 @@ _MEDICAL_HINT = re.compile(
     r"삼켰|삼킨|삼키|물렸|쏘였|데었|화상|쓰러|기절|발작|경련|출혈|피가|소변|오줌|대변|똥|배꼽|아기|애기|신생아|임산부|태동|"
     r"토했|구토|메스|의식|마비|저려|저림|붓|혹이|멍이|상처|가렵|두드러|콧물|가래|목이|배가|눈이|귀가|숨이|"
     r"중독|가스|과다\s*복용|먹었|몸이|컨디션|통증|쑤시|결리|시려|빙글|어질|자살|자해|예방|정신|마음이|위험\s*신호|"
-    r"부작용|영양제|파스|연고|"
+    r"부작용|영양제|파스|연고|아퍼|아픔|항생제|해열제|진통제|소염제|"
     # Single-syllable body words count only as whole words ("코가", not "비트코인").
     r"(?<![가-힣])(?:코|눈|귀|배|목|피|열|살|약|숨|잠|술|병|멍)(?:이|가|을|를|은|는|에|도|만|좀|\s|$)|"
     r"pain|fever|cough|doctor|medicine|drug|symptom|sick|hospital|pregnan|health|dose|pill|tablet|vaccin|"
-    r"allerg|protein|vitamin|diet|nicotine|antihistamine|antibiotic|blood|injur|infect|malaria|disease)",
+    r"allerg|protein|vitamin|diet|nicotine|antihistamine|antibiotic|blood|injur|infect|malaria|disease|"
+    r"hurt|ache|dizz|nause|vomit|rash|bleed|breath|chest|stomach|headache)",
     re.IGNORECASE,
 )
 
-_HYPOTHETICAL = re.compile(r"(만약|만일|혹시\s*나중에|~?라면\s*어떻|하면\s*어떡|하면\s*어떻게|경우에는?\s*어떻|예를\s*들어|if\s+i\s+ever)")
+_HYPOTHETICAL = re.compile(r"(만약|만일|혹시\s*나중에|~?라면\s*어떻|하면\s*어떡|하면\s*어떻게|경우에는?\s*어떻|예를\s*들어|if\s+i\s+ever)",
+                           re.IGNORECASE)
 _INFO_QUESTION = re.compile(
     r"(이|가|은|는)?\s*(뭐|무엇|뭔가|뭘까|어떤\s*(거|것|병|질환)|정의|기준|원인|증상|종류|치료법|예방법|차이)"
     r"\s*(이|가|은|는|을|를)?\s*(예요|에요|인가요|일까요|있나요|있어요|알려|뭐예요|뭔가요|\?|궁금)"
@@ -89,13 +102,14 @@ def clean_input(raw: str | None) -> CleanInput:
     text = unicodedata.normalize("NFC", raw or "")
     text = _CONTROL.sub(" ", text)
     text = re.sub(r"[ \t\r\f\v]+", " ", text).strip()
-    truncated = len(text) > MAX_INPUT_CHARS
-    if truncated:
-        text = text[:MAX_INPUT_CHARS]
+    # Redact before cutting to length: a number cut at the limit would no longer be recognised.
     text, kinds = redact(text)
     text, n_addresses = _ADDRESS.subn("[주소]", text)
     if n_addresses:
         kinds = [*kinds, "address"]
+    truncated = len(text) > MAX_INPUT_CHARS
+    if truncated:
+        text = text[:MAX_INPUT_CHARS]
     return CleanInput(text, truncated, list(dict.fromkeys(kinds)))
 
 
@@ -106,6 +120,8 @@ def is_prompt_injection(text: str) -> bool:
 def harmful_category(text: str) -> str | None:
     for category, pattern in _HARMFUL:
         if pattern.search(text):
+            if category == "harm_others" and _VICTIM.search(text):
+                continue  # the person is the one being harmed
             return category
     return None
 
