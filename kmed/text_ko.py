@@ -6,7 +6,7 @@
 
 Sentence boundaries come from Kiwi's ``split_into_sents`` (a morphological analysis, not a
 punctuation regex), so "…필요 없어요" is never cut after "필요". The split is lossless: the pieces
-joined by single spaces give back the whitespace-normalised text (``tests/test_text_ko.py`` checks
+joined by single spaces give back the whitespace-normalised text (``tests/ground/test_text_ko.py`` checks
 this on every KB text). Chunking, the composer, the output guard, prompts and the AI Hub loaders all
 call this module; nothing else in kmed splits sentences.
 """

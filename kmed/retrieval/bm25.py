@@ -8,7 +8,7 @@ dictionary: every linked lay form ("속이 쓰려요") adds the canonical term's
 The index is a folder of plain files written by bm25s (``params.index.json``, ``vocab.index.json``,
 ``*.csc.index.npy``: every term's precomputed BM25 score per document). A build uses bm25s; loading
 and scoring read those files with numpy alone, the way bm25s scores them, so a session does not
-import bm25s (with its tqdm, asyncio and scipy imports). ``tests/test_retrieval.py`` checks scores
+import bm25s (with its tqdm, asyncio and scipy imports). ``tests/retrieval/test_retrieval.py`` checks scores
 against ``rank_bm25`` as an oracle.
 """
 

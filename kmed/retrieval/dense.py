@@ -182,7 +182,7 @@ def _static_module_type() -> str:
 class StaticNumpyEncoder:
     """Reads a saved ``StaticEmbedding`` (tokenizer.json + embedding matrix) and mean-pools in numpy.
 
-    Gives the same vectors as ``SentenceTransformer(folder).encode`` (tests/test_retrieval.py
+    Gives the same vectors as ``SentenceTransformer(folder).encode`` (tests/retrieval/test_retrieval.py
     checks parity) at a fraction of the load time.
     """
 

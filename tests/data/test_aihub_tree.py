@@ -19,7 +19,7 @@ from kmed.data.aihub.tree import ConcatReader, DownloadTree, norm_name
 
 
 def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parent / "fixtures" / "aihub" / "build.py")
+    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -17,7 +17,7 @@ from kmed.artifacts import write_manifest
 from kmed.errors import KmedError
 from kmed.llm import fetch as F
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "gemma-3-270m"
 
 

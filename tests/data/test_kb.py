@@ -9,7 +9,7 @@ import pytest
 
 from kmed.data.kb import KBValidationError, load_kb, load_kb_or_fail
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 
 
 @pytest.fixture

@@ -24,11 +24,6 @@ CONTEXT = [
 ]
 
 
-def bug(reason: str):
-    """A case the guard gets wrong today: it must fail until the guard is fixed."""
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
 @pytest.mark.parametrize(
     "body, claims",
     [
@@ -96,9 +91,7 @@ def test_each_claim_of_a_line_is_judged_alone():
         ("- 좋은 하루 보내세요.", "- 좋은 하루 보내세요."),  # small talk stays
         ("- 감기는 바이러스 질환이라 항생제가 필요 없어요 [2]. 열이 나면 꼭 병원에 가야 해요. 좋은 하루 보내세요.",
          "- 감기는 바이러스 질환이라 항생제가 필요 없어요. [2] 좋은 하루 보내세요."),
-        pytest.param("- 항생제를 꼭 드세요.", "", marks=bug(
-            "looks_medical knows no drug-class word (항생제, 해열제) and '드세요' is not a cue, so this uncited "
-            "instruction is kept as small talk")),
+        ("- 항생제를 꼭 드세요.", ""),  # a drug class is a medical word
     ],
 )
 def test_uncited_medical_claims_are_dropped_and_small_talk_is_kept(line, kept):

@@ -18,7 +18,7 @@ from kmed.data.passages import Passage, read_jsonl
 
 
 def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parent / "fixtures" / "aihub" / "build.py")
+    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -189,7 +189,7 @@ def test_cli_reports_a_missing_folder(tmp_path):
     assert "찾을 수 없어요" in result.exception.message
 
 
-TINY_KB = Path(__file__).parent / "fixtures" / "aihub" / "tiny_kb"  # four entries: builds an index in seconds
+TINY_KB = Path(__file__).parents[1] / "fixtures" / "aihub" / "tiny_kb"  # four entries: builds an index in seconds
 
 
 def test_essential_fixture_reaches_assistant_search(tmp_path, monkeypatch):

@@ -13,9 +13,9 @@ import pytest
 from kmed.data.dur import TABLES, DrugMatcher, import_dur, name_keys, read_table
 from kmed.errors import KmedError
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "dur"
-KR_DUR_KIDS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "kr_dur_kids"
-REPO = Path(__file__).resolve().parents[1]
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "dur"
+KR_DUR_KIDS = Path(__file__).resolve().parents[3] / "shared" / "benchmarks" / "kr_dur_kids"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _need(kb, *drug_ids: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 
 
 @pytest.fixture(scope="module")

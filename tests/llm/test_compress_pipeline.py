@@ -151,7 +151,7 @@ def test_cli_reports_an_unknown_recipe_key(base, tmp_path):
     recipe.write_text("stages:\n  - kind: quantize\n    scheem: int4\n", encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "kmed.cli.main", "compress", "--base", str(base), "--out",
                            str(tmp_path / "out"), "--recipe", str(recipe)], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+                          cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 2
     assert "scheem" in proc.stderr and "해결 방법" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -15,12 +15,12 @@ import pytest
 from kmed.data.kb import combined_hash, kb_file_hashes, load_kb_or_fail
 from kmed.retrieval.config import DenseConfig, RetrievalConfig
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 FAST = RetrievalConfig(dense=DenseConfig(train_steps=40))
 # Never imported by answering with the extractive composer or by rebuilding an index.
 HEAVY = ("bitsandbytes", "peft", "langchain", "langchain_core", "matplotlib", "sentence_transformers", "transformers",
          "wandb", "mlflow", "tensorboard")
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from kmed.data.kb import load_kb_or_fail
 from kmed.kg.linker import EntityLinker
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 
 
 @pytest.fixture(scope="module")

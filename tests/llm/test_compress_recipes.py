@@ -20,7 +20,7 @@ from kmed.llm.compression.recipe import (
     recipe_from_dict,
 )
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "configs" / "compress").glob("*.yaml"))
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "configs" / "compress").glob("*.yaml"))
 
 
 def _fields(cls) -> set[str]:

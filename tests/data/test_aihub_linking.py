@@ -11,11 +11,11 @@ import pytest
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.pipeline import prepare
 
-TINY_KB = Path(__file__).parent / "fixtures" / "aihub" / "tiny_kb"
+TINY_KB = Path(__file__).parents[1] / "fixtures" / "aihub" / "tiny_kb"
 
 
 def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parent / "fixtures" / "aihub" / "build.py")
+    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

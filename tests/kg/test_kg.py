@@ -17,7 +17,7 @@ from kmed.kg.graph import (
     merge_extra_edges,
 )
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 
 
 @pytest.fixture(scope="module")

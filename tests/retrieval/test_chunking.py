@@ -19,7 +19,7 @@ from kmed.data.kb_schema import CONDITION_SECTIONS
 from kmed.retrieval.chunking import DEFAULT_MAX_CHARS, _topic_passages, kb_passages, section_passages
 from kmed.text_ko import normalize_space, passage_sentences, split_sentences
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 
 TEXT = ("감기는 바이러스 질환이라 항생제가 필요 없어요. 물을 충분히 마시고 푹 쉬어요. "
         "열이 38도 이상이면 해열제를 먹을 수 있어요. 사흘 넘게 열이 나면 병원에 가야 해요. "

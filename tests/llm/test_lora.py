@@ -25,7 +25,7 @@ from kmed.llm.training.lora import (
     train_lora,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TEXTS = ["가슴이 타는 듯이 쓰려요.", "신물이 올라와요.", "열이 나고 목이 아파요.", "소화기내과에 가 보세요."] * 4
 
 

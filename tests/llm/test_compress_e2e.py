@@ -17,7 +17,7 @@ import pytest
 from kmed.llm.compression import pipeline
 from kmed.llm.compression.recipe import recipe_from_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -14,7 +14,7 @@ from kmed import runs
 from kmed.cli.main import app
 from kmed.errors import KmedError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

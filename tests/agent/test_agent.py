@@ -8,7 +8,7 @@ import pytest
 
 from kmed.retrieval.config import DenseConfig, RetrievalConfig
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 FAST = RetrievalConfig(dense=DenseConfig(train_steps=40))
 CONTRACT_KEYS = {"answer", "citations", "triage", "entities", "departments", "refused"}
 

@@ -15,7 +15,7 @@ from kmed.errors import KmedError
 from kmed.eval import safety_eval as se
 from kmed.retrieval.config import DenseConfig, RetrievalConfig
 
-MINI = Path(__file__).parent / "fixtures" / "kb_mini"
+MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
 
 
 # ----------------------------------------------------------------------------- replies by kind
