@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from kmed.llm.compression.evaluate import medical_corpus, perplexity, split_heldout, token_blocks
+from kmed.llm.compression.evaluate import medical_corpus, perplexity, split_heldout, text_nll, token_blocks
 from kmed.llm.models import ModelShape
 
 TEACHER_SHAPES = {
@@ -28,6 +28,12 @@ TEACHER_SHAPES = {
     "gpt_neox": dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=4, intermediate_size=512, rotary_pct=0.5),
     "llama": dict(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384, rotary_pct=1.0),
 }
+
+
+def _text_ppl(model, tokenizer, sentences: list[str], seq_len: int) -> float:
+    """Held-out perplexity exactly as ``kmed compress`` scores its base: padding never counted."""
+    nll, count = text_nll(model, tokenizer, sentences, seq_len)
+    return math.exp(nll / max(count, 1))
 
 
 def _split_validation(train: list[str]) -> tuple[list[str], list[str]]:
@@ -96,7 +102,7 @@ def train_teacher(out: str | Path, minutes: float = 3.0, arch: str = "gpt_neox",
     tokenizer.save_pretrained(out)
     info = {
         "arch": arch, "params": sum(p.numel() for p in model.parameters()), "steps": step,
-        "seconds": round(time.time() - start, 1), "best_val_ppl": best, "heldout_ppl": perplexity(model, held),
+        "seconds": round(time.time() - start, 1), "best_val_ppl": best, "heldout_ppl": _text_ppl(model, tokenizer, heldout_text, seq_len),
         "train_tokens": int(fit.numel()), "heldout_tokens": int(held.numel()), "vocab_size": len(tokenizer),
         "shape": {**TEACHER_SHAPES[arch], **shape_overrides},
     }
