@@ -25,7 +25,6 @@ redistributes them: each user's own install step fetches them.
 from __future__ import annotations
 
 import importlib
-import shutil
 import subprocess
 import sys
 import time
@@ -199,7 +198,3 @@ def _dist_version(requirement: str) -> str | None:
     except PackageNotFoundError:
         return None
 
-
-def remove(out: str | Path) -> None:
-    """Delete a fetched folder (used by tests and ``--force``)."""
-    shutil.rmtree(out, ignore_errors=True)
