@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,15 @@ def _runs_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def kb():
     return load_kb_or_fail()
+
+
+MINI_KB = Path(__file__).parent / "fixtures" / "kb_mini"
+
+
+@pytest.fixture(scope="session")
+def mini_kb():
+    """The small test KB (tests/fixtures/kb_mini): indexes build from it in seconds."""
+    return load_kb_or_fail(MINI_KB)
 
 
 @pytest.fixture(scope="session")

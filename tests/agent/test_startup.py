@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kmed.data.kb import combined_hash, kb_file_hashes, load_kb_or_fail
+from kmed.data.kb import combined_hash, kb_file_hashes
 from kmed.retrieval.config import DenseConfig, RetrievalConfig
 
 MINI = Path(__file__).parents[1] / "fixtures" / "kb_mini"
@@ -21,11 +21,6 @@ FAST = RetrievalConfig(dense=DenseConfig(train_steps=40))
 HEAVY = ("bitsandbytes", "peft", "langchain", "langchain_core", "matplotlib", "sentence_transformers", "transformers",
          "wandb", "mlflow", "tensorboard")
 PROJECT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def mini_kb():
-    return load_kb_or_fail(MINI)
 
 
 @pytest.fixture(scope="module")

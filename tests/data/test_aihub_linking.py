@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from aihub_fixture import fx
 
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.pipeline import prepare
@@ -14,16 +14,8 @@ from kmed.data.aihub.pipeline import prepare
 TINY_KB = Path(__file__).parents[1] / "fixtures" / "aihub" / "tiny_kb"
 
 
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_real_linker_fills_entity_ids_and_edges(tmp_path):
     pytest.importorskip("kmed.kg.linker", reason="the lead's EntityLinker is not available yet")
-    fx = _fixtures()
     root = fx.copy_fixture(tmp_path / "aihub")
     out = tmp_path / "processed"
     from kmed.kg.linker import EntityLinker

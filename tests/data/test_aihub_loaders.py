@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import codecs
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from aihub_fixture import fx
 
 from kmed.data.aihub.config import InterviewConfig, PipelineConfig
 from kmed.data.aihub.loading import FormatError, decode_json, load_records
 from kmed.data.aihub.records import QA, Dialogue, Document, Exercise
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.tree import DownloadTree
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _fixtures()
 
 
 def _load(root: Path, config: PipelineConfig | None = None):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 from pathlib import Path
 
 import pytest
+from aihub_fixture import fx
 from typer.testing import CliRunner
 
 from kmed.data.aihub.config import PipelineConfig
@@ -16,15 +16,6 @@ from kmed.data.aihub.ingest import cooccurrence_edges
 from kmed.data.aihub.pipeline import prepare
 from kmed.data.passages import Passage, read_jsonl
 
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _fixtures()
 TERMS = {"역류성 식도염": "cond.gerd", "속쓰림": "sym.heartburn", "양성자펌프억제제": "drug.ppi", "흉통": "sym.chest_pain", "식은땀": "sym.cold_sweat"}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import shutil
@@ -11,21 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from aihub_fixture import fx
 
 from kmed.data.aihub.config import PipelineConfig
 from kmed.data.aihub.loading import load_records
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.tree import ConcatReader, DownloadTree, norm_name
-
-
-def _fixtures():
-    spec = importlib.util.spec_from_file_location("aihub_fixture_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fx = _fixtures()
 
 
 def _load(root: Path):

@@ -172,3 +172,22 @@ def test_qa_is_skipped_with_a_reason_for_a_base_model(base):
 
     score, note = qa_score(base, AutoTokenizer.from_pretrained(base))
     assert score is None and "채팅 템플릿" in note
+
+
+def test_gate_checks_each_limit_against_the_stage_before_or_the_base():
+    from kmed.llm.compression.recipe import Gate
+
+    base = {"ppl": 10.0, "bytes_on_disk": 100}
+    prev = {"ppl": 10.2, "bytes_on_disk": 100, "qa": 0.8}
+    cur = {"ppl": 10.8, "bytes_on_disk": 90, "qa": 0.78, "agreement": {"top1_agreement": 0.88, "kl": 0.02}}
+    gate = Gate(max_ppl_ratio=1.1, max_qa_drop=0.05, min_size_ratio_saving=0.2, max_ppl_ratio_vs_base=1.05,
+                min_top1_agreement=0.9, max_kl=0.05)
+    result = pipeline._gate(gate, prev, cur, base)
+    assert len(result["checks"]) == 6 and not result["passed"]
+    assert result["failed"] == [
+        "perplexity vs base 10.00 → 10.80 (×1.080 > ×1.05)",  # +8 % against the base, only +5.9 % against prev
+        "top-1 agreement with the base 0.880 < 0.9",
+        "size saving 10.0% < 20%",
+    ]
+    unmeasured = pipeline._gate(Gate(max_ppl_ratio=None, max_qa_drop=None, min_top1_agreement=0.9), {}, {"ppl": 1.0})
+    assert unmeasured == {"passed": True, "checks": [], "failed": []}

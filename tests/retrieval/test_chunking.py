@@ -27,11 +27,6 @@ TEXT = ("감기는 바이러스 질환이라 항생제가 필요 없어요. 물�
 LONG_SENTENCE = "이 문장은 " + "아주 " * 40 + "길지만 한 문장이에요."
 
 
-@pytest.fixture(scope="module")
-def mini_kb():
-    return load_kb_or_fail(MINI)
-
-
 def chunk(text: str, max_chars: int) -> list:
     return list(section_passages("cond.common_cold#treatment", "감기 · 치료", text, {"section": "treatment"}, max_chars))
 

@@ -17,11 +17,6 @@ FAST = RetrievalConfig(dense=DenseConfig(train_steps=40))
 
 
 @pytest.fixture(scope="module")
-def mini_kb():
-    return load_kb_or_fail(MINI)
-
-
-@pytest.fixture(scope="module")
 def built(tmp_path_factory, mini_kb):
     from kmed.retrieval.index import build_index
 

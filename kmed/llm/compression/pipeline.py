@@ -165,8 +165,10 @@ def _run(base: Path, out: Path, tmp: Path, recipe: Recipe, log, qa_scorer=None) 
                   "ppl": math.exp(nll / max(base_tokens, 1)), "bytes_on_disk": dir_bytes(path),
                   "vocab_size": int(m.config.vocab_size),
                   "params": sum(p.numel() for p in m.parameters()) + sum(b.numel() for b in m.buffers() if b is not None)}
-        if reference is not None:
-            result["agreement"] = agreement(m, reference, keep)
+        if reference is not None:  # the base agrees with itself: no forward pass needed
+            result["agreement"] = (agreement(m, reference, keep) if kind != "base" else
+                                   {"kl": 0.0, "top1_agreement": 1.0, "positions": int(reference["blocks"].numel()),
+                                    "blocks_skipped": 0, "base_mass_removed": 0.0})
         result["qa"], result["qa_note"] = qa_score(path, tok, ev.qa_max_items, qa_scorer) if ev.qa else (None, "off")
         if ev.memory_subprocess:
             speed = measure_in_subprocess(path, ev.speed_prompt_tokens, ev.speed_new_tokens)
@@ -245,38 +247,34 @@ def _reload(path: Path, tokenizer):
     return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval(), tokenizer
 
 
+def _ratio(a, b) -> float | None:
+    return a / b if a and b else None
+
+
 def _gate(gate, prev: dict, cur: dict, base: dict | None = None) -> dict:
-    failed, checks = [], []
-    base = base or {}
-    if gate.max_ppl_ratio_vs_base is not None and base.get("ppl") and cur.get("ppl"):
-        ratio = cur["ppl"] / base["ppl"]
-        checks.append(f"ppl vs base ×{ratio:.3f} ≤ ×{gate.max_ppl_ratio_vs_base}")
-        if ratio > gate.max_ppl_ratio_vs_base:
-            failed.append(f"perplexity vs base {base['ppl']:.2f} → {cur['ppl']:.2f} (×{ratio:.3f} > ×{gate.max_ppl_ratio_vs_base})")
-    agree = cur.get("agreement") or {}
-    if gate.min_top1_agreement is not None and agree.get("top1_agreement") is not None:
-        checks.append(f"top-1 vs base {agree['top1_agreement']:.3f} ≥ {gate.min_top1_agreement}")
-        if agree["top1_agreement"] < gate.min_top1_agreement:
-            failed.append(f"top-1 agreement with the base {agree['top1_agreement']:.3f} < {gate.min_top1_agreement}")
-    if gate.max_kl is not None and agree.get("kl") is not None:
-        checks.append(f"KL vs base {agree['kl']:.4f} ≤ {gate.max_kl}")
-        if agree["kl"] > gate.max_kl:
-            failed.append(f"KL(base ‖ stage) {agree['kl']:.4f} > {gate.max_kl}")
-    if gate.max_ppl_ratio is not None and prev.get("ppl") and cur.get("ppl"):
-        ratio = cur["ppl"] / prev["ppl"]
-        checks.append(f"ppl ×{ratio:.3f} ≤ ×{gate.max_ppl_ratio}")
-        if ratio > gate.max_ppl_ratio:
-            failed.append(f"perplexity {prev['ppl']:.2f} → {cur['ppl']:.2f} (×{ratio:.3f} > ×{gate.max_ppl_ratio})")
-    if gate.max_qa_drop is not None and prev.get("qa") is not None and cur.get("qa") is not None:
-        drop = prev["qa"] - cur["qa"]
-        checks.append(f"QA drop {drop:.3f} ≤ {gate.max_qa_drop}")
-        if drop > gate.max_qa_drop:
-            failed.append(f"grounded QA {prev['qa']:.3f} → {cur['qa']:.3f} (−{drop:.3f} > {gate.max_qa_drop})")
-    if gate.min_size_ratio_saving is not None and prev.get("bytes_on_disk"):
-        saving = 1 - cur["bytes_on_disk"] / prev["bytes_on_disk"]
-        checks.append(f"size saving {saving:.3f} ≥ {gate.min_size_ratio_saving}")
-        if saving < gate.min_size_ratio_saving:
-            failed.append(f"size saving {saving:.1%} < {gate.min_size_ratio_saving:.0%}")
+    """Every limit the stage's gate sets, against the stage before it or the unmodified base."""
+    base, agree = base or {}, cur.get("agreement") or {}
+    checks, failed = [], []
+
+    def limit(bound, value, is_max: bool, check: str, failure: str) -> None:
+        if bound is None or value is None:
+            return  # not set by the recipe, or not measured for this stage
+        checks.append(check.format(v=value, b=bound))
+        if (value > bound) if is_max else (value < bound):
+            failed.append(failure.format(v=value, b=bound))
+
+    ppl, qa_prev, qa_cur = cur.get("ppl"), prev.get("qa"), cur.get("qa")
+    limit(gate.max_ppl_ratio_vs_base, _ratio(ppl, base.get("ppl")), True, "ppl vs base ×{v:.3f} ≤ ×{b}",
+          f"perplexity vs base {base.get('ppl') or 0:.2f} → {ppl or 0:.2f} (×{{v:.3f}} > ×{{b}})")
+    limit(gate.min_top1_agreement, agree.get("top1_agreement"), False, "top-1 vs base {v:.3f} ≥ {b}",
+          "top-1 agreement with the base {v:.3f} < {b}")
+    limit(gate.max_kl, agree.get("kl"), True, "KL vs base {v:.4f} ≤ {b}", "KL(base ‖ stage) {v:.4f} > {b}")
+    limit(gate.max_ppl_ratio, _ratio(ppl, prev.get("ppl")), True, "ppl ×{v:.3f} ≤ ×{b}",
+          f"perplexity {prev.get('ppl') or 0:.2f} → {ppl or 0:.2f} (×{{v:.3f}} > ×{{b}})")
+    limit(gate.max_qa_drop, qa_prev - qa_cur if qa_prev is not None and qa_cur is not None else None, True,
+          "QA drop {v:.3f} ≤ {b}", f"grounded QA {qa_prev or 0:.3f} → {qa_cur or 0:.3f} (−{{v:.3f}} > {{b}})")
+    saving = 1 - cur["bytes_on_disk"] / prev["bytes_on_disk"] if prev.get("bytes_on_disk") else None
+    limit(gate.min_size_ratio_saving, saving, False, "size saving {v:.3f} ≥ {b}", "size saving {v:.1%} < {b:.0%}")
     return {"passed": not failed, "checks": checks, "failed": failed}
 
 
