@@ -48,19 +48,12 @@ DEFAULT_VARIANTS = ("fp32", "int8", "int4", "pruned+int8", "pruned+int4", "stude
 GOAL = {"size_ratio_vs_fp16": 0.5, "decode_speedup_vs_fp32": 2.0, "peak_memory_ratio_vs_fp32": 0.3, "ceiling_fraction": 0.5}
 
 
-def grounded_prompt_ids(n_tokens: int, vocab_size: int) -> tuple[list[int], dict]:
-    """Exactly ``n_tokens`` ids of a real grounded prompt (KB passages + question, kmed's template).
-
-    The tokenizer is a byte-level BPE trained here on KB text (the real model's tokenizer cannot
-    be downloaded); only the count matters for timing, and Korean text gives a realistic count.
-    """
+def grounded_prompt(tokenizer, n_tokens: int) -> tuple[list[int], dict]:
+    """Exactly ``n_tokens`` ids of a real grounded prompt: KB passages and a question, kmed's template."""
     from kmed.data.kb import load_kb
     from kmed.llm.base import ContextPassage, GenerationRequest
-    from kmed.llm.compression.evaluate import medical_corpus
     from kmed.llm.prompts import build_prompt
-    from kmed.llm.tiny import train_tokenizer
 
-    tokenizer = train_tokenizer(medical_corpus(), vocab_size=min(vocab_size, 8000))
     kb, _ = load_kb()
     passages = [
         ContextPassage(i + 1, c.name, " ".join(t for t in c.sections.values() if t), source="KB")
@@ -72,6 +65,18 @@ def grounded_prompt_ids(n_tokens: int, vocab_size: int) -> tuple[list[int], dict
     while len(ids) < n_tokens:  # a short KB: repeat the context rather than pad with nothing
         ids = ids + ids
     return ids[:n_tokens], {"passages_kept": len(prompt.context), "tokenizer_vocab": len(tokenizer)}
+
+
+def grounded_prompt_ids(n_tokens: int, vocab_size: int) -> tuple[list[int], dict]:
+    """``grounded_prompt`` through a byte-level BPE trained here on KB text, for random-weight shapes.
+
+    A shape's real tokenizer is not downloaded; only the count matters for timing, and Korean
+    text gives a realistic count.
+    """
+    from kmed.llm.compression.evaluate import medical_corpus
+    from kmed.llm.tiny import train_tokenizer
+
+    return grounded_prompt(train_tokenizer(medical_corpus(), vocab_size=min(vocab_size, 8000)), n_tokens)
 
 
 def _shape_config(shape, variant: Variant, layers: int):

@@ -26,23 +26,6 @@ from pathlib import Path
 from kmed.errors import KmedError, ModelLoadError
 
 GOAL = {"size_ratio_vs_fp16": 0.5, "decode_speedup_vs_fp32": 2.0, "peak_memory_ratio_vs_fp32": 0.3}
-QUESTION = "속이 쓰리고 신물이 올라와요. 어떻게 해야 하나요?"
-
-
-def grounded_prompt_text(tokenizer, n_tokens: int) -> str:
-    """kmed's grounded prompt over KB passages, cut to exactly ``n_tokens`` tokens of ``tokenizer``."""
-    from kmed.data.kb import load_kb
-    from kmed.llm.base import ContextPassage, GenerationRequest
-    from kmed.llm.prompts import build_prompt
-
-    kb, _ = load_kb()
-    passages = [ContextPassage(i + 1, c.name, " ".join(t for t in c.sections.values() if t), source="KB")
-                for i, c in enumerate(list(kb.conditions.values())[:8])]
-    prompt = build_prompt(GenerationRequest(question=QUESTION, context=passages), tokenizer, max_prompt_tokens=n_tokens)
-    ids = tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
-    while len(ids) < n_tokens:
-        ids = ids + ids
-    return tokenizer.decode(ids[:n_tokens])
 
 
 def _tokenizer(path: Path):
@@ -97,8 +80,10 @@ def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_to
     if peer and gguf is None:
         raise KmedError(f"{base}/gguf/ 에 GGUF 파일이 없어요.", "kmed model fetch 로 받은 폴더를 --model 로 주세요.")
     threads = threads or min(os.cpu_count() or 1, 8)
+    from kmed.llm.bench import grounded_prompt
+
     base_tok = _tokenizer(base)
-    text = grounded_prompt_text(base_tok, prompt_tokens)
+    text = base_tok.decode(grounded_prompt(base_tok, prompt_tokens)[0])  # the same text for every tokenizer
     prompt_ids = {name: _tokenizer(p)(text, add_special_tokens=False)["input_ids"] for name, p in paths.items()}
     started, load_before = time.time(), list(os.getloadavg())
     bandwidth = [measure_memory_bandwidth(size_mb=1024) for _ in range(3)]
@@ -157,9 +142,10 @@ def _summarise(samples: list[dict], size: int, fp16_bytes: int, bandwidth: float
         return statistics.median(values) if values else None
 
     decode = med("decode_tok_s")
+    speeds = [s["decode_tok_s"] for s in samples if s.get("decode_tok_s")]  # none when one token was asked for
     row = {"bytes_on_disk": size, "load_s": med("load_s"), "ttft_s": med("ttft_s"), "prefill_tok_s": med("prefill_tok_s"),
            "decode_tok_s": decode, "peak_rss_bytes": med("peak_rss_bytes"),
-           "decode_tok_s_spread": [min(s["decode_tok_s"] for s in samples), max(s["decode_tok_s"] for s in samples)],
+           "decode_tok_s_spread": [min(speeds), max(speeds)] if speeds else None,
            "runs": [{k: s.get(k) for k in ("load_s", "ttft_s", "decode_tok_s", "peak_rss_bytes")} for s in samples]}
     # The ceiling: every weight byte read once per token (the input embedding is a lookup, and the
     # embedding of a tied model is read once by the head), at the machine's measured read bandwidth.
@@ -175,7 +161,7 @@ def markdown(result: dict) -> str:
     if result.get("peer"):
         rows["llama.cpp (Q4_K_M)"] = result["peer"]
     for name, r in rows.items():
-        lo, hi = r["decode_tok_s_spread"]
+        lo, hi = r["decode_tok_s_spread"] or (0.0, 0.0)
         lines.append(f"| {name} | {r['bytes_on_disk'] / 2**20:.0f} | {r['size_ratio_vs_fp16']:.2f} | {r['load_s'] or 0:.1f} | "
                      f"{r['ttft_s']:.2f} | {r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.1f} ({lo:.1f}–{hi:.1f}) | "
                      f"{r['decode_speedup_vs_fp32']:.2f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
