@@ -171,6 +171,20 @@ def ends_with_final_ending(sentence: str) -> bool:
     return bool(tokens) and tokens[-1].tag == "EF"
 
 
+# Words that point back at the sentence before ("이런 열에는", "그래서", "이 경우"): quoted alone, such
+# a sentence can say something its passage never meant. Connectives and "이/그 + noun" count at the
+# start; the determiners 이런/그런/이때… anywhere, as whole words.
+_LEANS_BACK_START = re.compile(r"^(그래서|따라서|그러나|하지만|그런데|그러므로|또한|이것|그것|이는|이\s|그\s)")
+_LEANS_BACK_ANY = re.compile(r"(?:^|\s)(이런|이러한|그런|그러한|이때|그때|이렇게|그렇게|이\s*경우|그\s*경우)(?=\s|,)")
+
+
+def leans_on_previous(sentence: str) -> bool:
+    """True when the sentence points at what came before it ("해열제는 이런 열에는 효과가 없어요",
+    "그래서 물을 마셔요"), so it cannot be quoted on its own."""
+    text = (sentence or "").lstrip("-•* ").strip()
+    return bool(_LEANS_BACK_START.match(text) or _LEANS_BACK_ANY.search(text))
+
+
 def pack_sentence_groups(sentences: list[str], max_chars: int) -> list[list[str]]:
     """Greedy packing of whole sentences into groups of at most ``max_chars`` (a longer sentence stays whole)."""
     groups: list[list[str]] = []

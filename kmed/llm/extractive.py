@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kmed.llm.base import ContextPassage, GenerationRequest, GenerationResult, Generator
-from kmed.text_ko import bigrams, overlap, passage_sentences
+from kmed.text_ko import bigrams, leans_on_previous, overlap, passage_sentences
 
 # Which passage sections answer which intent, best first.
 INTENT_SECTIONS: dict[str, list[str]] = {
@@ -65,6 +65,8 @@ class ExtractiveGenerator(Generator):
             on_focus = about is None or (bool(request.focus_entities) and about in request.focus_entities)
             section_bonus = (len(preferred) - preferred.index(section)) / len(preferred) if section in preferred else 0.0
             for position, sentence in enumerate(passage_sentences(passage.text, passage.metadata.get("sentence_ends"))):
+                if position and leans_on_previous(sentence):
+                    continue  # it needs the sentence before it, which the answer may not quote
                 grams = bigrams(sentence)
                 relevance = len(grams & question_grams) / max(1, len(question_grams))
                 if not on_focus and relevance < MIN_RELEVANCE:

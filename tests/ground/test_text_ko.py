@@ -139,3 +139,21 @@ def test_kiwi_is_built_in_one_place():
     pattern = re.compile(r"\bKiwi\(")
     owners = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if pattern.search(p.read_text(encoding="utf-8")))
     assert owners == ["text_ko.py"]
+
+
+@pytest.mark.parametrize(
+    "sentence, leans",
+    [
+        ("해열제는 이런 열에는 효과가 없어요.", True),  # "이런 열": the fever of the sentence before
+        ("그래서 물을 자주 마셔요.", True),
+        ("이 경우 바로 병원에 가요.", True),
+        ("이 약은 공복에 먹어요.", True),  # which medicine? the passage's title, not the answer's
+        ("열이 나면 물을 자주 마셔요.", False),
+        ("이마에 열이 나요.", False),
+        ("그네에서 떨어져 다쳤어요.", False),
+    ],
+)
+def test_sentences_that_lean_on_the_one_before(sentence, leans):
+    from kmed.text_ko import leans_on_previous
+
+    assert leans_on_previous(sentence) is leans

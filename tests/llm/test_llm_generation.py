@@ -389,3 +389,11 @@ def test_kmed_int8_checkpoint_round_trip(tiny_paths, tmp_path):
     gen = HFGenerator(out)
     assert gen.generate(request(max_new_tokens=3)).new_tokens <= 3
     assert any("int8" in type(m).__name__.lower() or "quant" in type(m).__name__.lower() for m in gen.model.modules())
+
+
+def test_the_composer_never_quotes_a_sentence_that_needs_the_one_before():
+    from kmed.llm.extractive import ExtractiveGenerator
+
+    passage = ContextPassage(1, "열사병", "더운 곳에서 체온이 40도 넘게 올라요. 해열제는 이런 열에는 효과가 없어요. 시원한 곳으로 옮겨요.")
+    answer = ExtractiveGenerator().generate(GenerationRequest(question="열이 나는데 해열제 먹어도 돼요?", context=[passage])).text
+    assert "이런 열에는" not in answer and "시원한 곳으로 옮겨요" in answer
