@@ -165,6 +165,20 @@ def is_past_reference_question(text: str) -> bool:
     return bool(_PAST_REFERENCE.search(text)) and bool(_QUESTION_END.search(text.strip()))
 
 
+# Korean questions: a question mark, an interrogative ending, or an interrogative word that statements
+# seldom use (몇, 어디, 무슨 and 어떤 also describe: "몇 번 토했어요", so they do not count).
+_QUESTION_FORM = re.compile(
+    r"\?|(나요|까요|가요|는지요|니|냐|까)\s*[.~!ㅠㅜ]*\s*$"
+    r"|(뭐|뭘|무엇|왜|어떻게|언제|얼마나|어째서|how|what|why|when|which|can\s+i)",
+    re.IGNORECASE,
+)
+
+
+def is_question(text: str) -> bool:
+    """The message asks something ("…인가요?", "로페라미드는 어떻게 듣는 약이에요", "먹어도 돼?")."""
+    return bool(_QUESTION_FORM.search(text.strip()))
+
+
 def sounds_like_report(text: str) -> bool:
     """Words people use to describe their own current trouble ("아파요", "부었어요", "접질렸어요")."""
     return bool(_REPORT_CUE.search(text))

@@ -34,6 +34,11 @@ HEALTH_INTENTS = (*QUESTION_INTENTS, "symptom_report", "self_harm", "other_emoti
 # (ten intents: 0.1 is chance). Chosen on the dev split only.
 INTENT_CONFIDENCE = 0.3
 HARMFUL_CONFIDENCE = 0.45
+# When the message names a KB disease or drug and the rules find no harm words in it, the classifier
+# alone must be this sure before a health question is refused: plain questions such as "로페라미드는
+# 어떻게 듣는 약이에요?" were heard as harmful at 0.46-0.65, while harmful requests naming a drug or
+# disease score 0.73-0.98 (measured on the SFT writers' questions, never on the evaluation sets).
+HARMFUL_NAMED_CONFIDENCE = 0.7
 HARM_EMERGENCY_OVERRIDE = 0.5
 SELF_HARM_INTENT_CONFIDENCE = 0.5
 QUESTION_OVER_REPORT = 0.5
@@ -76,6 +81,11 @@ class Turn:
         """The classifier's total probability on ``intents`` (0 without a classifier)."""
         return sum(self.intent_probs.get(i, 0.0) for i in intents)
 
+    def heard_harmful(self) -> bool:
+        """The classifier hears a harmful request, sure enough for what the message names."""
+        named = any(m.type in ("disease", "drug") and not m.negated for m in self.mentions)
+        return self.intent_is("harmful", confidence=HARMFUL_NAMED_CONFIDENCE if named else HARMFUL_CONFIDENCE)
+
     @property
     def direct_question(self) -> bool:
         return self.information or self.intent_is(*QUESTION_INTENTS)
@@ -108,7 +118,7 @@ def analyse(session, clean) -> Turn:
 
     # A request to harm someone ("몰래 먹여서 기절시킬 약") names the effect it wants, not anyone's state:
     # the rules and the KG do not read it as symptoms unless the classifier also hears an emergency.
-    harm_request = ((turn.harmful in g.REFUSE_FIRST or turn.intent_is("harmful", confidence=HARMFUL_CONFIDENCE))
+    harm_request = ((turn.harmful in g.REFUSE_FIRST or turn.heard_harmful())
                     and (prediction is None or prediction.triage["emergency"] < HARM_EMERGENCY_OVERRIDE))
     # Only what is new this turn escalates the reply itself; what an earlier turn raised is kept by the
     # session (a reminder first, the level never lowered), so a follow-up question still gets its answer.
@@ -178,7 +188,7 @@ def check_injection(turn: Turn) -> Reply | None:
 def check_harmful(turn: Turn) -> Reply | None:
     category = turn.harmful
     # The classifier learned Korean; English requests rely on the rules' English patterns alone.
-    if category is None and turn.intent_is("harmful", confidence=HARMFUL_CONFIDENCE) and not g.is_english(turn.text):
+    if category is None and turn.heard_harmful() and not g.is_english(turn.text):
         if not (turn.mentions or g.looks_medical(turn.text)):
             # Heard as harmful and not about health at all: kmed only does health, so it redirects
             # rather than judging a question it was never built to judge (e.g. a contentious social one).
@@ -278,6 +288,8 @@ def is_report(turn: Turn) -> bool:
     answering_us = last is not None and last.kind == "clarify"
     if turn.intent_is(*QUESTION_INTENTS, confidence=QUESTION_OVER_REPORT) and not answering_us:
         return False  # a clear question, even about one's own symptom, is answered as information
+    if not answering_us and g.is_question(turn.text) and any(m.type in ("disease", "drug") and not m.negated for m in mentions):
+        return False  # it asks about a named disease or medicine ("…이게 족저근막염이야?"): answer about it
     if state.symptoms() and (any(m.type == "symptom" for m in mentions) or answering_us
                              or not any(m.type in ("disease", "drug") for m in mentions)):
         return True
