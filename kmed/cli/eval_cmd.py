@@ -3,6 +3,7 @@
     kmed eval retrieval --json                 # data/eval/retrieval_dev.jsonl
     kmed eval grounded --json [--set dev|test|regression] [--model PATH] [--out DIR] [--no-classifier]
     kmed eval grounded --report-to tensorboard|wandb|mlflow   # the summary metrics, in the run folder
+    kmed eval answers [--model PATH] [--limit N] [--out DIR]   # answer quality on the SFT test topics
     kmed eval compare RUN_A RUN_B [--json]     # paired significance of two runs (folders or names in runs/)
     kmed bench retrieval --json [--scales 100000,1000000]
     kmed bench agent --json
@@ -128,6 +129,37 @@ def eval_grounded(
     finally:
         tracker.finish()
     return {k: v for k, v in report.items() if k != "failures" or isinstance(v, str)}  # the failures are in cases.jsonl
+
+
+@eval_app.command("answers")
+@recorded("eval answers", label=("model",), folder="out")
+def eval_answers(
+    model: str = typer.Option(None, "--model", help="이 모델로 답해요 (없으면 추출형 작성기)"),
+    adapter: str = typer.Option(None, "--adapter"),
+    data: Path = typer.Option(None, "--data", help="kmed train make-sft 의 test.jsonl (기본: data/processed/sft/test.jsonl)"),
+    limit: int = typer.Option(None, "--limit", min=1, help="앞에서부터 이만큼의 질문만"),
+    as_json: bool = typer.Option(False, "--json"),
+    out: Path = typer.Option(None, "--out"),
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Fact recall, faithfulness, citation validity/coverage, fluency and latency on held-out SFT topics."""
+    from rich.progress import Progress
+
+    from kmed import Assistant
+    from kmed.eval.answer_eval import DEFAULT_DATA, evaluate_answers, load_questions
+    from kmed.llm.factory import load_generator
+
+    questions = load_questions(data or DEFAULT_DATA, limit)
+    assistant = Assistant.load(generator=load_generator(model, adapter=adapter))
+    rows: list[dict] = []
+    with Progress(disable=no_progress or as_json, console=console) as bar:
+        task = bar.add_task("답변 평가", total=len(questions))
+        report = evaluate_answers(assistant, assistant.kb, questions, rows, progress=lambda: bar.advance(task))
+    report["model"] = model or "extractive"
+    report["data"] = str(data or DEFAULT_DATA)
+    _emit(report, as_json, out, "Answer quality")
+    current().cases(rows)  # what kmed eval compare pairs
+    return report
 
 
 @eval_app.command("compare")

@@ -89,6 +89,32 @@ def _metric(pairs: list[tuple[bool, bool]]) -> dict:
             "p_value": float(f"{mcnemar_exact(only_a, only_b):.3g}")}
 
 
+def _score_metric(pairs: list[tuple[float, float]]) -> dict:
+    """A graded score (0..1, or seconds) per case: mean difference with a paired bootstrap interval,
+    and a two-sided sign test on the cases where the two differ (the same binomial as McNemar's)."""
+    a = [x for x, _ in pairs]
+    b = [y for _, y in pairs]
+    better_a = sum(1 for x, y in pairs if x > y)
+    better_b = sum(1 for x, y in pairs if y > x)
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    return {"n": len(pairs), "a": round(mean_a, 4), "b": round(mean_b, 4), "difference": round(mean_b - mean_a, 4),
+            "ci95": paired_bootstrap(a, b), "only_a": better_a, "only_b": better_b,
+            "p_value": float(f"{mcnemar_exact(better_a, better_b):.3g}")}
+
+
+def _compare_answers(a: dict, b: dict, ids: list[str]) -> dict:
+    """Runs of ``kmed eval answers``: every score, the nothing-found rate and the answer time, paired."""
+    metrics = {}
+    for name in a[ids[0]]["scores"]:
+        pairs = [(a[i]["scores"][name], b[i]["scores"][name]) for i in ids
+                 if a[i]["scores"][name] is not None and b[i]["scores"][name] is not None]
+        if pairs:
+            metrics[name] = _score_metric(pairs)
+    metrics["nothing_found"] = _metric([(a[i]["nothing_found"], b[i]["nothing_found"]) for i in ids])
+    metrics["answer_s"] = _score_metric([(a[i]["answer_s"], b[i]["answer_s"]) for i in ids])
+    return metrics
+
+
 def compare(run_a: str | Path, run_b: str | Path) -> dict:
     a, b = read_cases(run_a), read_cases(run_b)
     if set(a) != set(b):
@@ -96,6 +122,12 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
         raise KmedError(f"두 실행의 사례가 달라요 (A에만 {len(set(a) - set(b))}개, B에만 {len(set(b) - set(a))}개; 예: {missing or extra}).",
                         "같은 평가 세트(--set)로 실행한 두 결과만 비교할 수 있어요.")
     ids = sorted(a)
+    kinds = {row.get("kind") for row in (*a.values(), *b.values())}
+    if "answer_quality" in kinds:
+        if kinds != {"answer_quality"}:
+            raise KmedError("답변 품질 평가(eval answers)와 상담 평가(eval grounded) 결과는 비교할 수 없어요.",
+                            "같은 명령으로 만든 두 결과를 주세요.")
+        return {"a": str(run_a), "b": str(run_b), "cases": len(ids), "metrics": _compare_answers(a, b, ids), "changed": []}
     outcomes = {i: (_outcomes(a[i]), _outcomes(b[i])) for i in ids}
     metrics = {}
     for name in ("pass", "emergency_recall", "over_triage"):
