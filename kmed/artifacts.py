@@ -5,6 +5,7 @@
         write_manifest(tmp, {"inputs": {...}})
 
     write_jsonl(Path("kg_edges/dur.jsonl"), edges)     # one file: a temp sibling renamed over it
+    rows = read_jsonl(path, parse, '{"text": …}')       # every bad line named with its file and number
 
 A failed build leaves the previous folder or file untouched; a reader never sees half of one.
 """
@@ -16,12 +17,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
+
+from kmed.errors import KmedError
 
 MANIFEST = "manifest.json"
+T = TypeVar("T")
 
 
 def file_sha256(path: str | Path) -> str:
@@ -95,3 +99,21 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+def read_jsonl(path: str | Path, parse: Callable[[dict], T], shape: str,
+               missing_hint: str = "--data 로 JSONL 경로를 주세요.") -> list[T]:
+    """One ``parse``d row per non-empty line. ``parse`` raises (KeyError, ValueError, TypeError,
+    AssertionError) on a malformed row; the error names the file, the line and the expected ``shape``."""
+    path = Path(path)
+    if not path.is_file():
+        raise KmedError(f"'{path}' 파일이 없어요.", missing_hint)
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(parse(json.loads(line)))
+        except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
+            raise KmedError(f"{path}:{n}번째 줄이 형식에 맞지 않아요 ({exc}).", f"각 줄은 {shape} 형식의 JSON이어야 해요.") from exc
+    return rows

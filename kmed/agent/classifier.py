@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmed.artifacts import atomic_folder, files_sha256, read_manifest, write_manifest
+from kmed.artifacts import atomic_folder, files_sha256, read_jsonl, read_manifest, write_manifest
 from kmed.errors import KmedError
 from kmed.paths import PROJECT_ROOT, default_index_dir
 
@@ -167,19 +167,15 @@ def read_training(data_dir: Path = DEFAULT_DATA_DIR) -> list[dict]:
     if not files:
         raise KmedError(f"분류기 학습 데이터가 없어요: {data_dir}", "data/triage/*.jsonl 파일이 있는지 확인하세요 (git checkout).")
     for path in files:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                assert isinstance(row["text"], str) and row["text"].strip()
-                assert row.get("triage") in (None, *TRIAGE_LABELS), f"triage {row.get('triage')}"
-                assert row.get("intent") in (None, *INTENT_LABELS), f"intent {row.get('intent')}"
-            except (ValueError, KeyError, AssertionError) as exc:
-                raise KmedError(f"{path}:{n}번째 줄이 형식에 맞지 않아요 ({exc}).",
-                                '각 줄은 {"text": …, "triage": …, "intent": …} JSON이어야 해요.') from exc
-            rows.append(row)
+        rows.extend(read_jsonl(path, _training_row, '{"text": …, "triage": …, "intent": …}'))
     return rows
+
+
+def _training_row(row: dict) -> dict:
+    assert isinstance(row["text"], str) and row["text"].strip()
+    assert row.get("triage") in (None, *TRIAGE_LABELS), f"triage {row.get('triage')}"
+    assert row.get("intent") in (None, *INTENT_LABELS), f"intent {row.get('intent')}"
+    return row
 
 
 def _matrix(texts: list[str]):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from kmed.agent.output_guard import verify_answer
 from kmed.agent.session import Session
-from kmed.artifacts import atomic_folder
+from kmed.artifacts import atomic_folder, read_jsonl
 from kmed.errors import ConfigError
 from kmed.llm.base import GenerationRequest, RecordingGenerator
 from kmed.llm.extractive import ExtractiveGenerator
@@ -75,15 +75,11 @@ def read_questions(folder: Path = QUESTIONS_DIR) -> list[dict]:
     if not files:
         raise ConfigError(f"'{folder}'에 questions_*.jsonl 파일이 없어요.", "저장소의 data/sft/ 폴더를 확인하세요.")
     for path in files:
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                rows.append({"topic": row["topic"], "text": row["text"].strip(), "aspect": row.get("aspect", ""),
-                             "register": row.get("register", ""), "writer": path.stem})
-            except (ValueError, KeyError, AttributeError) as exc:
-                raise ConfigError(f"{path}:{n}번째 줄을 읽을 수 없어요 ({exc}).", '{"topic": …, "text": …} 형식이어야 해요.') from exc
+        def parse(row: dict, writer: str = path.stem) -> dict:
+            return {"topic": row["topic"], "text": row["text"].strip(), "aspect": row.get("aspect", ""),
+                    "register": row.get("register", ""), "writer": writer}
+
+        rows.extend(read_jsonl(path, parse, '{"topic": …, "text": …, "aspect": …}'))
     return rows
 
 

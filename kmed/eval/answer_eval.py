@@ -24,7 +24,6 @@ the output guard, the departments and the disclaimer. Per question:
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
@@ -33,31 +32,21 @@ from pathlib import Path
 from kmed.agent import texts
 from kmed.agent.output_guard import verify_answer
 from kmed.agent.sft_data import reference_sections
+from kmed.artifacts import read_jsonl
 from kmed.data.aihub.evalsets import key_fact_recall, key_facts
-from kmed.errors import ConfigError
 from kmed.llm.base import RecordingGenerator
+from kmed.paths import default_processed_dir
 from kmed.text_ko import CITATION, citation_numbers, ends_with_final_ending, split_sentences
 
-DEFAULT_DATA = Path("data/processed/sft/test.jsonl")
+DEFAULT_DATA = default_processed_dir() / "sft" / "test.jsonl"
 SCORES = ("fact_recall", "faithfulness", "citation_validity", "citation_coverage", "fluency")
 _HEADING = re.compile(r"^\s*(■.*|※.*|출처.*)$")
 _BULLET = re.compile(r"^\s*[-•*]\s*")
 
 
 def load_questions(path: str | Path = DEFAULT_DATA, limit: int | None = None) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"'{path}'이(가) 없어요.", "kmed train make-sft 로 SFT 데이터(시험 분할)를 먼저 만드세요.")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise ConfigError(f"{path}:{n}번째 줄을 읽을 수 없어요 ({exc}).", "kmed train make-sft 로 다시 만드세요.") from exc
-        if record.get("provenance", {}).get("kind") == "grounded":
-            rows.append(record)
+    records = read_jsonl(path, dict, "kmed train make-sft 레코드", "kmed train make-sft 로 SFT 데이터(시험 분할)를 먼저 만드세요.")
+    rows = [r for r in records if r.get("provenance", {}).get("kind") == "grounded"]
     return rows[:limit] if limit else rows
 
 

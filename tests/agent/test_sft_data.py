@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kmed.agent import sft_data as S
-from kmed.errors import ConfigError
+from kmed.errors import ConfigError, KmedError
 from kmed.llm.prompts import cited_numbers
 from kmed.llm.training.data import UNANSWERABLE, validate_record
 from kmed.retrieval.config import DenseConfig, RetrievalConfig
@@ -95,7 +95,7 @@ def test_build_needs_the_recording_composer_and_readable_questions(built, tmp_pa
     with pytest.raises(ConfigError, match="questions_"):
         S.read_questions(tmp_path)
     (tmp_path / "questions_x.jsonl").write_text('{"text": "주제가 없어요"}\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match="questions_x.jsonl:1"):
+    with pytest.raises(KmedError, match="questions_x.jsonl:1"):
         S.read_questions(tmp_path)
 
 

@@ -6,7 +6,16 @@ import json
 
 import pytest
 
-from kmed.artifacts import atomic_file, atomic_folder, read_manifest, swap_in, write_jsonl, write_manifest
+from kmed.artifacts import (
+    atomic_file,
+    atomic_folder,
+    read_jsonl,
+    read_manifest,
+    swap_in,
+    write_jsonl,
+    write_manifest,
+)
+from kmed.errors import KmedError
 
 
 def test_atomic_folder_swaps_in_on_success_and_keeps_the_old_on_failure(tmp_path):
@@ -61,3 +70,16 @@ def test_atomic_file_writes_text(tmp_path):
     with atomic_file(tmp_path / "note.txt") as handle:
         handle.write("안녕")
     assert (tmp_path / "note.txt").read_text(encoding="utf-8") == "안녕"
+
+
+def test_read_jsonl_parses_each_line_and_names_a_bad_one(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, [{"text": "열이 나요"}, {"text": "기침해요"}])
+    assert read_jsonl(path, lambda row: row["text"], '{"text": …}') == ["열이 나요", "기침해요"]
+    path.write_text('{"text": "열이 나요"}\n\n{"txt": "오타"}\n', encoding="utf-8")
+    with pytest.raises(KmedError, match=r"rows.jsonl:3번째 줄") as caught:
+        read_jsonl(path, lambda row: row["text"], '{"text": …}')
+    assert '{"text": …}' in caught.value.fix
+    with pytest.raises(KmedError, match="파일이 없어요") as missing:
+        read_jsonl(tmp_path / "nope.jsonl", dict, "{}", "kmed train make-sft 로 만드세요.")
+    assert "make-sft" in missing.value.fix
