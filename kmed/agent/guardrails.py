@@ -117,6 +117,22 @@ def is_prompt_injection(text: str) -> bool:
     return bool(_INJECTION.search(text))
 
 
+# Violence, threats or drugging suffered from another person ("남편이 때려서", "누가 제 음료에 약을 타서",
+# "스토킹을 당하고 있어요"). "맞았어요" alone is left out: it is also how people say they had a shot.
+_SUFFERED = re.compile(r"((제|내|저의|나의)\s*(음료|술잔|술|잔|음식|물|커피|밥)에\s*(\S+\s*)?(탔|타서|탄\s|넣었|넣어서)"
+                       r"|얻어\s*맞|두들겨\s*맞|(폭행|폭력|협박|위협|스토킹|성추행|성폭행|강간|학대)(을|를)?\s*(당|받|피해)"
+                       r"|데이트\s*폭력|가정\s*폭력)")
+_AGENT_HITS_ME = re.compile(r"(남편|아내|남친|여친|남자\s*친구|여자\s*친구|애인|아빠|엄마|아버지|어머니|시어머니|형|오빠|누나|언니|"
+                            r"선배|상사|친구|누가|누군가)(이|가|한테|에게)?\s*(저를|나를|절|날)?\s*(때려|때렸|때리|해치려|죽이려|죽인다고|죽이겠다고)")
+
+
+def is_victim(text: str) -> bool:
+    """The person is being threatened, hurt or drugged by someone else (never a request to harm)."""
+    if _SUFFERED.search(text) or _AGENT_HITS_ME.search(text):
+        return True
+    return any(category == "harm_others" and pattern.search(text) and _VICTIM.search(text) for category, pattern in _HARMFUL)
+
+
 def harmful_category(text: str) -> str | None:
     for category, pattern in _HARMFUL:
         if pattern.search(text):

@@ -172,6 +172,15 @@ def check_emergency(turn: Turn) -> Reply | None:
     return reply_emergency(turn, urgent, also_refuse=turn.harmful)
 
 
+def check_victim(turn: Turn) -> Reply | None:
+    """Someone threatened, hurt or drugged by another person hears first how to get safe (112, 119, 1366)."""
+    if turn.harmful is not None or not g.is_victim(turn.text):
+        return None
+    triage = Triage("urgent", [texts.VICTIM_REASON], ["112", "119", "1366"])
+    return Reply(answer=texts.VICTIM + "\n" + texts.DISCLAIMER, kind="answer", triage=triage, entities=turn.entities,
+                 notices=turn.notices)
+
+
 def check_greeting(turn: Turn) -> Reply | None:
     short = len(turn.text) <= 30 and not turn.mentions
     if g.is_greeting(turn.text) or (short and turn.intent_is("greeting", confidence=0.4)):
@@ -236,6 +245,7 @@ POLICY: list[tuple[str, Callable[[Turn], Reply | None]]] = [
     ("empty", check_empty),
     ("self_harm", check_self_harm),
     ("emergency", check_emergency),
+    ("victim", check_victim),
     ("greeting", check_greeting),
     ("injection", check_injection),
     ("harmful", check_harmful),

@@ -27,6 +27,11 @@ HARMFUL = {
     "harm_others": "다른 사람에게 해를 끼칠 수 있는 요청은 도와드릴 수 없어요. 누군가 위험에 처해 있다면 112나 119에 연락하세요.",
     "harmful_general": "그 요청은 누군가에게 해가 될 수 있어 도와드릴 수 없어요. 누군가 위험에 처해 있다면 112나 119에 연락하세요.",
 }
+# For someone who is being threatened, hurt or drugged by another person: safety first.
+VICTIM = ("많이 놀라셨겠어요. 지금 위험하다면 바로 112에 신고하세요. 다쳤거나, 정신이 흐리거나, 누가 음식이나 음료에 "
+          "무언가를 넣은 뒤 몸이 이상하다면 119에 연락하거나 응급실로 가세요. 가정폭력·성폭력·스토킹 피해는 "
+          "여성긴급전화 1366(24시간)에서도 도움을 받을 수 있어요.")
+VICTIM_REASON = "다른 사람에게 위협이나 폭력을 당함"
 # Added under an emergency reply when the same message also asked for something harmful.
 REFUSE_TOO = {
     "lethal_dose": "※ 약의 치명적인 양은 알려 드릴 수 없어요. 마음이 힘드시면 109나 1577-0199에 연락하세요.",
