@@ -24,6 +24,7 @@ the output guard, the departments and the disclaimer. Per question:
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -132,10 +133,11 @@ def _mean(values: list) -> float | None:
 
 
 def _percentiles(values: list[float]) -> dict:
+    """Median and the nearest-rank 95th percentile (with few values, the largest)."""
     ordered = sorted(values)
     if not ordered:
         return {"p50": None, "p95": None}
-    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 3)}
+    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[math.ceil(0.95 * len(ordered)) - 1], 3)}
 
 
 def summarize_answers(rows: list[dict]) -> dict:
