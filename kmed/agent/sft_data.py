@@ -122,13 +122,8 @@ def policy_record(assistant, kind: str, utterance: dict) -> dict | None:
 
 
 def _triage_utterances(label_key: str, label: str, count: int, seed: int) -> list[dict]:
-    rows = []
-    for path in sorted(TRIAGE_DIR.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if row.get(label_key) == label:
-                    rows.append(row)
+    rows = [row for path in sorted(TRIAGE_DIR.glob("*.jsonl")) for row in read_jsonl(path, dict, '{"text": …}')
+            if row.get(label_key) == label]
     rows.sort(key=lambda r: _hash(str(seed), r["text"]))
     return rows[:count]
 
@@ -157,9 +152,11 @@ def build_sft(assistant, seed: int = 0, questions: list[dict] | None = None, pro
         if index % UNANSWERABLE_EVERY != UNANSWERABLE_EVERY - 1:
             continue
         topic = record["provenance"]["topic"]
+        entry = assistant.kb.conditions.get(topic) or assistant.kb.drugs.get(topic)
+        name = entry.name if entry is not None else topic
         others = [r for r in grounded if r["provenance"]["topic"] != topic
                   and is_test(r["provenance"]["topic"]) == is_test(topic)
-                  and not any(topic.split(".", 1)[-1] in c["title"] for c in r["context"])]
+                  and not any(name in c["title"] or name in c["text"] for c in r["context"])]
         if others:
             donor = rng.choice(others)
             splits["test" if is_test(topic) else "train"].append(
