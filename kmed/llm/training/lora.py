@@ -316,6 +316,7 @@ def train_lora(config: TrainLoraConfig, tracker=None) -> dict:
         torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()
         scheduler.step()
+        _release_freed_memory(dist.device)
         state["step"] += 1
         state["losses"].append(round(step_loss, 6))
         bar.update(1)
@@ -381,6 +382,21 @@ def _barrier(dist: Dist) -> None:
         import torch
 
         torch.distributed.barrier()
+
+
+def _release_freed_memory(device: str) -> None:
+    """Give freed heap pages back to the OS after each CPU step. Batches of different lengths leave
+    glibc's heap fragmented: a Gemma 3 270M run here (batch 4, ~1,000 tokens) only grew, from 6 to
+    24 GiB over 47 steps, and was killed for memory. With this call its resident size went up and
+    back down between 11 and 16 GiB over 20 steps. A no-op on GPUs and outside glibc."""
+    if device != "cpu" or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _log(work: Path, entry: dict) -> None:
