@@ -142,7 +142,7 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
 
 def to_markdown(report: dict) -> str:
     lines = [f"# A/B: {report['a']} → {report['b']} ({report['cases']} paired cases)", "",
-             "| metric | n | A | B | B − A | 95 % CI (paired bootstrap) | A only | B only | McNemar p |",
+             "| metric | n | A | B | B − A | 95 % CI (paired bootstrap) | A only | B only | p (McNemar; sign test for graded scores) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, m in report["metrics"].items():
         lines.append(f"| {name} | {m['n']} | {m['a']} | {m['b']} | {m['difference']:+} | [{m['ci95'][0]:+}, {m['ci95'][1]:+}] "
