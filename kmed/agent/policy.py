@@ -3,8 +3,9 @@
     reply = run_policy(turn) or answer(turn)      # kmed.agent.session
 
 The order below *is* the safety order. Emergencies and self-harm are looked for on every message
-first; a refusal can only add a line to an emergency reply, never replace it. After them come the
-greeting, prompt injection, harmful requests, out-of-scope and the clarifying question. When no
+first; a refusal can only add a line to an emergency reply, never replace it. After them come
+someone hurt or threatened by another person (112, 119, 1366), the greeting, prompt injection,
+harmful requests, out-of-scope and the clarifying question. When no
 check answers, the turn is answered from retrieved passages (``kmed.agent.answer``).
 
 Every signal a check reads is computed once, in ``analyse``: the linked entities, the profile, the
@@ -81,10 +82,14 @@ class Turn:
         """The classifier's total probability on ``intents`` (0 without a classifier)."""
         return sum(self.intent_probs.get(i, 0.0) for i in intents)
 
+    @property
+    def names_disease_or_drug(self) -> bool:
+        return any(m.type in ("disease", "drug") and not m.negated for m in self.mentions)
+
     def heard_harmful(self) -> bool:
         """The classifier hears a harmful request, sure enough for what the message names."""
-        named = any(m.type in ("disease", "drug") and not m.negated for m in self.mentions)
-        return self.intent_is("harmful", confidence=HARMFUL_NAMED_CONFIDENCE if named else HARMFUL_CONFIDENCE)
+        confidence = HARMFUL_NAMED_CONFIDENCE if self.names_disease_or_drug else HARMFUL_CONFIDENCE
+        return self.intent_is("harmful", confidence=confidence)
 
     @property
     def direct_question(self) -> bool:
@@ -298,7 +303,7 @@ def is_report(turn: Turn) -> bool:
     answering_us = last is not None and last.kind == "clarify"
     if turn.intent_is(*QUESTION_INTENTS, confidence=QUESTION_OVER_REPORT) and not answering_us:
         return False  # a clear question, even about one's own symptom, is answered as information
-    if not answering_us and g.is_question(turn.text) and any(m.type in ("disease", "drug") and not m.negated for m in mentions):
+    if not answering_us and g.is_question(turn.text) and turn.names_disease_or_drug:
         return False  # it asks about a named disease or medicine ("…이게 족저근막염이야?"): answer about it
     if state.symptoms() and (any(m.type == "symptom" for m in mentions) or answering_us
                              or not any(m.type in ("disease", "drug") for m in mentions)):
