@@ -141,8 +141,10 @@ def compare(run_a: str | Path, run_b: str | Path) -> dict:
 
 
 def to_markdown(report: dict) -> str:
+    # Graded answer scores (kmed eval answers) are paired with a sign test, pass/fail outcomes with McNemar's.
+    test = "sign-test" if "fact_recall" in report["metrics"] else "McNemar"
     lines = [f"# A/B: {report['a']} → {report['b']} ({report['cases']} paired cases)", "",
-             "| metric | n | A | B | B − A | 95 % CI (paired bootstrap) | A only | B only | p (McNemar; sign test for graded scores) |",
+             f"| metric | n | A | B | B − A | 95 % CI (paired bootstrap) | A only | B only | {test} p |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, m in report["metrics"].items():
         lines.append(f"| {name} | {m['n']} | {m['a']} | {m['b']} | {m['difference']:+} | [{m['ci95'][0]:+}, {m['ci95'][1]:+}] "

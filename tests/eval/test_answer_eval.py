@@ -9,7 +9,7 @@ import pytest
 
 from kmed.errors import KmedError
 from kmed.eval.answer_eval import body_sentences, fluency, score_reply, summarize_answers
-from kmed.eval.compare import compare
+from kmed.eval.compare import compare, to_markdown
 from kmed.llm.base import ContextPassage, GenerationRequest
 
 PASSAGE = ContextPassage(1, "감기 · 개요", "감기는 바이러스가 코와 목에 염증을 일으키는 병이에요. 대개 일주일 안에 저절로 나아요.")
@@ -66,6 +66,7 @@ def test_compare_pairs_answer_runs_and_refuses_mixed_kinds(tmp_path):
     assert "citation_validity" not in report["metrics"]  # never scored: nothing to pair
     assert report["metrics"]["nothing_found"]["only_b"] == 1
     assert report["metrics"]["answer_s"]["difference"] == pytest.approx(1.99)
+    assert "sign-test p" in to_markdown(report)
     grounded = _run(tmp_path / "g", [{"id": f"q{i}", "passed": True, "expected": {}, "got": {"triage": "info"}} for i in range(10)])
     with pytest.raises(KmedError, match="비교할 수 없어요"):
         compare(a, grounded)
