@@ -154,7 +154,7 @@ def eval_answers(
     rows: list[dict] = []
     with Progress(disable=no_progress or as_json, console=console) as bar:
         task = bar.add_task("답변 평가", total=len(questions))
-        report = evaluate_answers(assistant, assistant.kb, questions, rows, progress=lambda: bar.advance(task))
+        report = evaluate_answers(assistant, questions, rows, progress=lambda: bar.advance(task))
     report["model"] = model or "extractive"
     report["data"] = str(data or DEFAULT_DATA)
     _emit(report, as_json, out, "Answer quality")

@@ -24,9 +24,7 @@ the output guard, the departments and the disclaimer. Per question:
 
 from __future__ import annotations
 
-import math
 import re
-import statistics
 import time
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from kmed.agent.output_guard import verify_answer
 from kmed.agent.sft_data import reference_sections
 from kmed.artifacts import read_jsonl
 from kmed.data.aihub.evalsets import key_fact_recall, key_facts
+from kmed.eval.bench import seconds_summary
 from kmed.llm.base import RecordingGenerator
 from kmed.paths import default_processed_dir
 from kmed.text_ko import CITATION, citation_numbers, ends_with_final_ending, split_sentences
@@ -95,7 +94,7 @@ def score_reply(raw: str, request, reply, reference: str, strict: bool = True) -
     }
 
 
-def evaluate_answers(assistant, kb, questions: list[dict], rows: list[dict] | None = None, progress=None) -> dict:
+def evaluate_answers(assistant, questions: list[dict], rows: list[dict] | None = None, progress=None) -> dict:
     """Ask every question in a fresh session; ``rows`` (cases.jsonl) gets one row per question."""
     rows = [] if rows is None else rows
     recorder = assistant.generator
@@ -114,7 +113,7 @@ def evaluate_answers(assistant, kb, questions: list[dict], rows: list[dict] | No
                 reply = value
         total = time.perf_counter() - started
         request, raw = recorder.last if recorder.last else (None, "")
-        scores = score_reply(raw, request, reply, reference_sections(kb, record), strict=recorder.name != "extractive")
+        scores = score_reply(raw, request, reply, reference_sections(assistant.kb, record), strict=recorder.name != "extractive")
         nothing = texts.NOTHING_FOUND_REASON in reply.triage.reasons
         rows.append({"id": record["id"], "kind": "answer_quality", "question": record["question"],
                      "topic": record["provenance"].get("topic"), "reply_kind": reply.kind,
@@ -132,14 +131,6 @@ def _mean(values: list) -> float | None:
     return round(sum(present) / len(present), 4) if present else None
 
 
-def _percentiles(values: list[float]) -> dict:
-    """Median and the nearest-rank 95th percentile (with few values, the largest)."""
-    ordered = sorted(values)
-    if not ordered:
-        return {"p50": None, "p95": None}
-    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[math.ceil(0.95 * len(ordered)) - 1], 3)}
-
-
 def summarize_answers(rows: list[dict]) -> dict:
     return {
         "questions": len(rows),
@@ -147,6 +138,6 @@ def summarize_answers(rows: list[dict]) -> dict:
         "scored": {name: sum(r["scores"][name] is not None for r in rows) for name in SCORES},
         "nothing_found_rate": round(sum(r["nothing_found"] for r in rows) / len(rows), 4) if rows else None,
         "written_sentences_mean": _mean([r["written_sentences"] for r in rows]),
-        "ttft_s": _percentiles([r["ttft_s"] for r in rows]),
-        "answer_s": _percentiles([r["answer_s"] for r in rows]),
+        "ttft_s": seconds_summary([r["ttft_s"] for r in rows]),
+        "answer_s": seconds_summary([r["answer_s"] for r in rows]),
     }

@@ -7,6 +7,7 @@ average) and the date so numbers are never quoted without their context.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -112,14 +113,15 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
               "load_seconds": {"runs": [round(x, 2) for x in loads], "median": round(statistics.median(loads), 2) if loads else None},
               "turn": percentiles(times)}
     if model:
-        report["ttft_s"] = _seconds(ttft)
-        report["answer_s"] = _seconds(answer)
+        report["ttft_s"] = seconds_summary(ttft)
+        report["answer_s"] = seconds_summary(answer)
     return report
 
 
-def _seconds(values: list[float]) -> dict:
+def seconds_summary(values: list[float]) -> dict:
+    """Median and nearest-rank 95th percentile of timings in seconds (with few values, p95 is the largest)."""
     if not values:
         return {"p50": None, "p95": None, "n": 0}
     ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 3),
+    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[math.ceil(0.95 * len(ordered)) - 1], 3),
             "n": len(ordered)}

@@ -77,4 +77,4 @@ def test_summary_means_skip_unscored_questions():
     rows[1]["scores"]["fact_recall"] = None
     summary = summarize_answers(rows)
     assert summary["fact_recall"] == 0.5 and summary["scored"]["fact_recall"] == 1
-    assert summary["nothing_found_rate"] == 0.5 and summary["answer_s"] == {"p50": 2.0, "p95": 3.0}
+    assert summary["nothing_found_rate"] == 0.5 and summary["answer_s"] == {"p50": 2.0, "p95": 3.0, "n": 2}
