@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kmed.errors import KmedError, ModelLoadError
 
+KMED_DECODE = "+kmed-decode"  # a row timed with kmed's Gemma decoder instead of transformers' forward
 GOAL = {"size_ratio_vs_fp16": 0.5, "decode_speedup_vs_fp32": 2.0, "peak_memory_ratio_vs_fp32": 0.3}
 
 
@@ -58,8 +59,18 @@ def measure_llamacpp(gguf: Path, prompt_ids: list[int], new_tokens: int, threads
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _is_gemma3(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") == "gemma3_text"
+    except (OSError, ValueError):
+        return False
+
+
 def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_tokens: int = 512, new_tokens: int = 64,
-                    repeats: int = 2, peer: str | None = None, threads: int | None = None, log=print) -> dict:
+                    repeats: int = 2, peer: str | None = None, threads: int | None = None, log=print,
+                    kmed_decoder: bool = True) -> dict:
+    """``kmed_decoder``: also time each Gemma 3 variant with kmed's decoder (``kmed.llm.gemma_decode``), the
+    one ``kmed ask --model`` uses, as a row ``<variant>+kmed-decode``; the fp32 reference stays transformers'."""
     from kmed.llm.compression.ckpt import dir_bytes
     from kmed.llm.compression.evaluate import measure_in_subprocess
     from kmed.llm.models import measure_memory_bandwidth
@@ -74,6 +85,8 @@ def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_to
             raise ModelLoadError(f"변형 폴더에 config.json 이 없어요: {v}", "kmed compress 의 --out 폴더(또는 그 안의 model/)를 주세요.")
         name = v.parent.name if v.name == "model" else v.name
         paths[name] = v
+        if kmed_decoder and _is_gemma3(v):
+            paths[name + KMED_DECODE] = v
     if peer not in (None, "llama.cpp"):
         raise KmedError(f"알 수 없는 비교 대상이에요: {peer!r}", "--peer llama.cpp 만 지원해요.")
     gguf = gguf_of(base) if peer else None
@@ -85,6 +98,7 @@ def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_to
     base_tok = _tokenizer(base)
     text = base_tok.decode(grounded_prompt(base_tok, prompt_tokens)[0])  # the same text for every tokenizer
     prompt_ids = {name: _tokenizer(p)(text, add_special_tokens=False)["input_ids"] for name, p in paths.items()}
+    extra = {name: ["--decoder", "kmed"] if name.endswith(KMED_DECODE) else [] for name in paths}
     started, load_before = time.time(), list(os.getloadavg())
     bandwidth = [measure_memory_bandwidth(size_mb=1024) for _ in range(3)]
     runs: dict[str, list[dict]] = {name: [] for name in [*paths, *(["llama.cpp"] if peer else [])]}
@@ -92,7 +106,7 @@ def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_to
         for name, path in paths.items():
             log(f"[{name}] run {r + 1}/{repeats}…")
             runs[name].append(measure_in_subprocess(path, len(prompt_ids[name]), new_tokens, prompt_ids=prompt_ids[name],
-                                                    threads=threads, timeout_s=1800))
+                                                    threads=threads, timeout_s=1800, extra_args=extra[name]))
         if peer:
             log(f"[llama.cpp] run {r + 1}/{repeats}…")
             runs["llama.cpp"].append(measure_llamacpp(gguf, prompt_ids["fp32"], new_tokens, threads))
@@ -146,7 +160,7 @@ def _summarise(samples: list[dict], size: int, fp16_bytes: int, bandwidth: float
     row = {"bytes_on_disk": size, "load_s": med("load_s"), "ttft_s": med("ttft_s"), "prefill_tok_s": med("prefill_tok_s"),
            "decode_tok_s": decode, "peak_rss_bytes": med("peak_rss_bytes"),
            "decode_tok_s_spread": [min(speeds), max(speeds)] if speeds else None,
-           "runs": [{k: s.get(k) for k in ("load_s", "ttft_s", "decode_tok_s", "peak_rss_bytes")} for s in samples]}
+           "runs": [{k: s.get(k) for k in ("load_s", "ttft_s", "decode_tok_s", "peak_rss_bytes", "decoder")} for s in samples]}
     # The ceiling: every weight byte read once per token (the input embedding is a lookup, and the
     # embedding of a tied model is read once by the head), at the machine's measured read bandwidth.
     row["ceiling_decode_tok_s"] = bandwidth / max(size, 1)

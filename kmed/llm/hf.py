@@ -5,8 +5,10 @@
     gen = HFGenerator("models/polyglot-ko-1.3b", adapter="models/kmed-lora")
     for piece in gen.stream(request): print(piece, end="", flush=True)
 
-Loads lazily (``warm_up()``, or the first call), streams through ``TextIteratorStreamer`` and
-reports time to first token. Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder
+Loads lazily (``warm_up()``, or the first call) and reports time to first token. Greedy answers
+from a Gemma 3 model are decoded by ``kmed.llm.gemma_decode`` (1.6x transformers' ``generate`` on 2
+cores; ``decoder="transformers"`` turns it off); everything else streams from ``generate`` through
+``TextIteratorStreamer``. Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder
 written by ``kmed compress`` (it holds ``kmed_quantization.json``), loaded by
 ``kmed.llm.compression.quantize.load_quantized``. Every load failure is a ``ModelLoadError`` in
 Korean that names the fix.
@@ -26,6 +28,9 @@ from kmed.llm.base import GenerationRequest, GenerationResult, Generator
 from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers
 
 QUANTIZE_CHOICES = ("int8", "nf4")
+# "auto": kmed's own greedy decoder for Gemma 3 (kmed.llm.gemma_decode) where the model and the
+# settings allow it, else transformers' generate; "transformers": always generate.
+DECODERS = ("auto", "transformers")
 KMED_QUANT_MANIFEST = "kmed_quantization.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -125,6 +130,7 @@ class HFGenerator(Generator):
         temperature: float = 0.0,
         repetition_penalty: float = 1.1,
         stream_timeout_s: float | None = 300.0,
+        decoder: str = "auto",
         **generation_kwargs,
     ):
         if quantize is not None and quantize not in QUANTIZE_CHOICES:
@@ -145,6 +151,10 @@ class HFGenerator(Generator):
         self.repetition_penalty = repetition_penalty
         self.stream_timeout_s = stream_timeout_s
         self.generation_kwargs = generation_kwargs
+        if decoder not in DECODERS:
+            raise ModelLoadError(f"알 수 없는 디코더예요: {decoder!r}", f"{' 또는 '.join(DECODERS)} 중에서 고르세요.")
+        self.decoder = decoder
+        self._fast = None  # a GemmaDecoder when the model allows it (warm_up)
         self.model = None
         self.tokenizer = None
         self._lock = threading.Lock()
@@ -166,6 +176,10 @@ class HFGenerator(Generator):
         if self.adapter is not None:
             model = self._attach_adapter(model)
         self.model = model.eval()
+        if self.decoder == "auto" and self.temperature == 0 and not self.generation_kwargs:
+            from kmed.llm.gemma_decode import GemmaDecoder
+
+            self._fast = GemmaDecoder.for_model(self.model)
 
     def _load_tokenizer(self):
         return load_tokenizer(self.source, self.adapter, self.tokenizer_source)
@@ -270,15 +284,68 @@ class HFGenerator(Generator):
         return None if limit is None else max(64, limit - request.max_new_tokens)
 
     def _stream(self, request: GenerationRequest, stats: dict) -> Iterator[str]:
-        import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
         self.warm_up()
         start = time.perf_counter()
         prompt = build_prompt(request, self.tokenizer, self._prompt_budget(request))
         encoded = self.tokenizer(prompt.text, return_tensors="pt", add_special_tokens=not prompt.chat_template)
         encoded = {k: v.to(self.model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
         prompt_len = encoded["input_ids"].shape[1]
+        timing: dict = {}
+        if self._fast is not None:
+            from kmed.llm.gemma_decode import stream_text
+
+            eos = self.model.generation_config.eos_token_id
+            eos = {eos} if isinstance(eos, int) else set(eos or ())
+            eos |= {self.tokenizer.eos_token_id} - {None}
+            pieces = stream_text(self._fast, self.tokenizer, encoded["input_ids"][0].tolist(), request.max_new_tokens,
+                                 eos, self.repetition_penalty, timing)
+        else:
+            pieces = self._transformers_pieces(encoded, request, prompt, timing)
+        answer_filter = AnswerFilter(prompt.numbers, prompt.stop_strings)
+        emitted: list[str] = []
+        with self._lock:
+            try:
+                for piece in pieces:
+                    out = answer_filter.feed(piece)
+                    if not emitted:
+                        out = out.lstrip()
+                    if out:
+                        emitted.append(out)
+                        yield out
+                    if answer_filter.stopped:
+                        break
+                tail = answer_filter.flush().rstrip()
+                if tail:
+                    emitted.append(tail)
+                    yield tail
+            finally:
+                pieces.close()  # a caller that stops reading early also stops the model
+        text = "".join(emitted)
+        first = timing.get("first_token_at")
+        stats.update(
+            text=text,
+            ttft_s=(first - start) if first else None,
+            total_s=time.perf_counter() - start,
+            prompt_tokens=prompt_len,
+            new_tokens=int(timing.get("new_tokens", 0)),
+            metadata={
+                "generator": self.name,
+                "decoder": "kmed-gemma" if self._fast is not None else "transformers",
+                "model": str(self.source),
+                "adapter": str(self.adapter) if self.adapter else None,
+                "quantize": self.quantize,
+                "context_numbers": sorted(prompt.numbers),
+                "dropped_context": prompt.dropped,
+                "context_truncated": prompt.truncated,
+                "cited": cited_numbers(text),
+            },
+        )
+
+    def _transformers_pieces(self, encoded: dict, request: GenerationRequest, prompt, timing: dict) -> Iterator[str]:
+        """Text pieces from ``generate`` running in a thread; closing the iterator cancels it."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
         streamer = _TimedStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_timeout_s)
         cancel = threading.Event()
 
@@ -310,48 +377,18 @@ class HFGenerator(Generator):
                 outcome["error"] = exc
                 streamer.end()
 
-        answer_filter = AnswerFilter(prompt.numbers, prompt.stop_strings)
-        emitted: list[str] = []
-        with self._lock:
-            thread = threading.Thread(target=run, daemon=True, name="kmed-hf-generate")
-            thread.start()
-            try:
-                for piece in streamer:
-                    out = answer_filter.feed(piece)
-                    if not emitted:
-                        out = out.lstrip()
-                    if out:
-                        emitted.append(out)
-                        yield out
-                    if answer_filter.stopped:
-                        cancel.set()
-                tail = answer_filter.flush().rstrip()
-                if tail:
-                    emitted.append(tail)
-                    yield tail
-            finally:
-                cancel.set()  # a caller that stops reading early also stops the model
-                thread.join()
+        thread = threading.Thread(target=run, daemon=True, name="kmed-hf-generate")
+        thread.start()
+        try:
+            yield from streamer
+        finally:
+            cancel.set()
+            thread.join()
+            timing["first_token_at"] = streamer.first_token_at
+            if "output" in outcome:
+                timing["new_tokens"] = int(outcome["output"].shape[1] - encoded["input_ids"].shape[1])
         if "error" in outcome:
             raise outcome["error"]
-        text = "".join(emitted)
-        stats.update(
-            text=text,
-            ttft_s=(streamer.first_token_at - start) if streamer.first_token_at else None,
-            total_s=time.perf_counter() - start,
-            prompt_tokens=prompt_len,
-            new_tokens=int(outcome["output"].shape[1] - prompt_len),
-            metadata={
-                "generator": self.name,
-                "model": str(self.source),
-                "adapter": str(self.adapter) if self.adapter else None,
-                "quantize": self.quantize,
-                "context_numbers": sorted(prompt.numbers),
-                "dropped_context": prompt.dropped,
-                "context_truncated": prompt.truncated,
-                "cited": cited_numbers(text),
-            },
-        )
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         stats: dict = {}

@@ -34,10 +34,10 @@ def folders(tmp_path_factory):
 def in_process(monkeypatch):
     from kmed.llm.compression import evaluate, measure
 
-    def fake(path, prompt_tokens, new_tokens, prompt_ids=None, threads=None, **_):
+    def fake(path, prompt_tokens, new_tokens, prompt_ids=None, threads=None, extra_args=None, **_):
         monkeypatch.setattr("sys.stdin", __import__("io").StringIO(json.dumps(prompt_ids)))
         return measure.main([str(path), "--prompt-tokens", str(prompt_tokens), "--new-tokens", str(new_tokens),
-                             "--prompt-ids-stdin"])
+                             "--prompt-ids-stdin", *(extra_args or [])])
 
     monkeypatch.setattr(evaluate, "measure_in_subprocess", fake)
     monkeypatch.setattr("kmed.llm.models.measure_memory_bandwidth", lambda **_: 10e9)
@@ -46,7 +46,10 @@ def in_process(monkeypatch):
 def test_base_and_variant_side_by_side(folders, in_process):
     base, small = folders
     result = bench_model.run_model_bench(base, [small], prompt_tokens=24, new_tokens=4, repeats=2, log=lambda _: None)
-    assert list(result["variants"]) == ["fp32", "small"]  # a compress --out folder is read through its model/
+    # A compress --out folder is read through its model/; a Gemma variant is also timed with kmed's decoder.
+    assert list(result["variants"]) == ["fp32", "small", "small+kmed-decode"]
+    assert [r["decoder"] for r in result["variants"]["small+kmed-decode"]["runs"]] == ["kmed", "kmed"]
+    assert [r["decoder"] for r in result["variants"]["small"]["runs"]] == ["transformers", "transformers"]
     fp32, variant = result["variants"]["fp32"], result["variants"]["small"]
     assert fp32["decode_speedup_vs_fp32"] == 1.0 and fp32["size_ratio_vs_fp16"] == pytest.approx(2.0, rel=0.05)
     assert variant["bytes_on_disk"] < fp32["bytes_on_disk"]

@@ -123,6 +123,22 @@ def test_hf_generator_streams_and_reports_timing(tiny_paths, arch):
     assert gen.last_result.ttft_s > 0 and gen.last_result.metadata["context_numbers"] == [1, 2, 3]
 
 
+def test_gemma_answers_come_from_kmed_decoder_and_equal_generate(tiny_paths):
+    """The same greedy answer, token for token, from kmed's Gemma decoder and from transformers' generate."""
+    from kmed.llm.hf import HFGenerator
+
+    fast = HFGenerator(tiny_paths["gemma3_text"], repetition_penalty=1.2)
+    slow = HFGenerator(tiny_paths["gemma3_text"], repetition_penalty=1.2, decoder="transformers")
+    a, b = fast.generate(request(max_new_tokens=16)), slow.generate(request(max_new_tokens=16))
+    assert a.metadata["decoder"] == "kmed-gemma" and b.metadata["decoder"] == "transformers"
+    assert a.text == b.text and a.new_tokens == b.new_tokens and a.prompt_tokens == b.prompt_tokens
+    assert "".join(fast.stream(request(max_new_tokens=16))) == a.text
+    sampled = HFGenerator(tiny_paths["gemma3_text"], temperature=0.7)  # sampling stays with generate
+    assert sampled.generate(request(max_new_tokens=4)).metadata["decoder"] == "transformers"
+    with pytest.raises(ModelLoadError, match="디코더"):
+        HFGenerator(tiny_paths["gemma3_text"], decoder="fast")
+
+
 def _forcing(tokenizer, prompt_len_holder, answer: str):
     """A ``prefix_allowed_tokens_fn`` that makes any model write ``answer`` then stop."""
     target = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--attn", default=None, choices=["eager", "sdpa"],
                         help="attention kernel (default: the fastest decoder for the shape, arch.decode_attention)")
     parser.add_argument("--dynamic-cache", action="store_true", help="grow the KV cache by concatenation (HF default)")
+    parser.add_argument("--decoder", default="transformers", choices=["transformers", "kmed"],
+                        help="kmed: kmed.llm.gemma_decode (Gemma 3 only), as kmed ask --model decodes")
     parser.add_argument("--ttft-at", default="", help="also time prefill alone at these prompt lengths (comma-separated)")
     parser.add_argument("--prompt-ids-stdin", action="store_true", help="read the prompt's token ids (JSON list) from stdin")
     args = parser.parse_args(argv)
@@ -73,13 +75,25 @@ def main(argv: list[str] | None = None) -> dict:
         gen = torch.Generator().manual_seed(0)
         ids = torch.randint(3, vocab, (args.prompt_tokens,), generator=gen).tolist()
     input_ids = torch.tensor([ids], dtype=torch.long)
-    static = not args.dynamic_cache
-    timed_greedy(model, input_ids[:, :8], new_tokens=3, static_cache=static)  # warm-up: kernels, allocator, threads
-    result = timed_greedy(model, input_ids, new_tokens=args.new_tokens, static_cache=static)
+    decoder = None
+    if args.decoder == "kmed":
+        from kmed.llm.gemma_decode import GemmaDecoder
+
+        decoder = GemmaDecoder.for_model(model)
+        if decoder is None:
+            raise SystemExit(f"--decoder kmed: {GemmaDecoder.unsupported_reason(model)}")
+
+    def timed(ids: torch.Tensor, new_tokens: int) -> dict:
+        if decoder is not None:
+            return decoder.timed_greedy(ids[0].tolist(), new_tokens)
+        return timed_greedy(model, ids, new_tokens=new_tokens, static_cache=not args.dynamic_cache)
+
+    timed(input_ids[:, :8], new_tokens=3)  # warm-up: kernels, allocator, threads
+    result = timed(input_ids, new_tokens=args.new_tokens)
     ttft_at = {}
     for n in [int(x) for x in args.ttft_at.split(",") if x.strip()]:
         if n < input_ids.shape[1]:
-            ttft_at[str(n)] = timed_greedy(model, input_ids[:, :n], new_tokens=1, static_cache=static)["ttft_s"]
+            ttft_at[str(n)] = timed(input_ids[:, :n], new_tokens=1)["ttft_s"]
     result.update(
         ttft_at=ttft_at,
         path=str(args.path),
@@ -90,6 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         threads=torch.get_num_threads(),
         attn=args.attn,
         kv_cache="dynamic" if args.dynamic_cache else "static",
+        decoder=args.decoder,
         dtype=str(next(iter(model.buffers()), next(model.parameters())).dtype),
     )
     print(json.dumps(result))
