@@ -13,6 +13,8 @@ when ``n`` is in the context and:
   to (``is_negated``): "항생제가 필요해요" citing "…항생제가 필요 없어요." is dropped.
 
 A medical claim left with no valid citation is dropped; ``strict`` treats every claim as medical.
+A sentence said a second time, word for word, is dropped and counted in ``stats["repeated"]``: a
+small model loops, and each copy would otherwise pass as supported.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def verify_answer(text: str, context: list[ContextPassage], strict: bool = False
     quoted = (not strict) if quoted is None else quoted
     by_number = {p.number: p for p in context}
     kept_lines: list[str] = []
-    stats = {"medical_sentences": 0, "supported": 0, "dropped": 0, "fragments": 0, "cited_numbers": []}
+    stats = {"medical_sentences": 0, "supported": 0, "dropped": 0, "fragments": 0, "repeated": 0, "cited_numbers": []}
+    said: set[str] = set()
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("■"):
@@ -78,8 +81,13 @@ def verify_answer(text: str, context: list[ContextPassage], strict: bool = False
             claim = CITATION.sub("", raw_claim).strip()
             if numbers and raw_claim[-1] in ".!?" and claim[-1:] not in (".", "!", "?"):
                 claim += raw_claim[-1]  # "…있어요 [1]." → the period belongs to the sentence
+            key = " ".join(claim.split())
+            if key in said:
+                stats["repeated"] += 1
+                continue
             medical = strict or bool(numbers) or looks_medical(claim)
             if not medical:
+                said.add(key)
                 kept_sentences.append(claim)
                 continue
             stats["medical_sentences"] += 1
@@ -90,6 +98,7 @@ def verify_answer(text: str, context: list[ContextPassage], strict: bool = False
                 stats["dropped"] += 1
                 continue
             stats["supported"] += 1
+            said.add(key)
             stats["cited_numbers"].extend(valid)
             kept_sentences.append(claim + " " + "".join(f"[{n}]" for n in valid))
         if kept_sentences:

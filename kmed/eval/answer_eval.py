@@ -11,8 +11,9 @@ the output guard, the departments and the disclaimer. Per question:
 - ``fact_recall``: the share of the reference's key facts (noun phrases, ``key_facts``) found in
   the answer. The reference is the KB section the writer's topic and aspect name (e.g. the
   symptoms of 역류성 식도염), not the training target, so the composer is not scored against itself;
-- ``faithfulness``: of the sentences the generator wrote, the share the output guard found
-  supported by a passage they cite, before it dropped anything;
+- ``faithfulness``: of the distinct sentences the generator wrote, the share the output guard
+  found supported by a passage they cite, before it dropped anything (a word-for-word repeat is
+  dropped by the guard and counted in ``repeated_sentences`` instead);
 - ``citation_validity``: of the ``[n]`` the generator wrote, the share naming a passage it was given;
 - ``citation_coverage``: of the sentences the generator wrote, the share carrying a citation (the
   guard drops the others; the departments and the disclaimer the agent adds are not counted);
@@ -90,6 +91,7 @@ def score_reply(raw: str, request, reply, reference: str, strict: bool = True) -
         "citation_coverage": (sum(bool(CITATION.search(s)) for s in written) / len(written)) if written else None,
         "fluency": fluency(written),
         "written_sentences": len(written),
+        "repeated_sentences": stats.get("repeated", 0),  # dropped by the guard, not counted in faithfulness
         "key_facts": facts,
     }
 
@@ -118,7 +120,8 @@ def evaluate_answers(assistant, questions: list[dict], rows: list[dict] | None =
         rows.append({"id": record["id"], "kind": "answer_quality", "question": record["question"],
                      "topic": record["provenance"].get("topic"), "reply_kind": reply.kind,
                      "scores": {k: scores[k] for k in SCORES}, "nothing_found": nothing,
-                     "written_sentences": scores["written_sentences"], "key_facts": scores["key_facts"],
+                     "written_sentences": scores["written_sentences"], "repeated_sentences": scores["repeated_sentences"],
+                     "key_facts": scores["key_facts"],
                      "ttft_s": round(first if first is not None else total, 3), "answer_s": round(total, 3),
                      "raw": raw[:600], "answer": reply.answer[:600]})
         if progress:
@@ -138,6 +141,7 @@ def summarize_answers(rows: list[dict]) -> dict:
         "scored": {name: sum(r["scores"][name] is not None for r in rows) for name in SCORES},
         "nothing_found_rate": round(sum(r["nothing_found"] for r in rows) / len(rows), 4) if rows else None,
         "written_sentences_mean": _mean([r["written_sentences"] for r in rows]),
+        "answers_with_a_repeat": sum(bool(r.get("repeated_sentences")) for r in rows),
         "ttft_s": seconds_summary([r["ttft_s"] for r in rows]),
         "answer_s": seconds_summary([r["answer_s"] for r in rows]),
     }

@@ -20,7 +20,7 @@ def test_a_fragment_that_drops_a_negation_is_rejected():
 def test_a_whole_quoted_sentence_is_kept_with_its_citation():
     answer, stats = verify_answer("■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 없어요. [1]", CONTEXT)
     assert answer == "■ 요약\n- 감기는 바이러스 질환이라 항생제가 필요 없어요. [1]"
-    assert stats == {"medical_sentences": 1, "supported": 1, "dropped": 0, "fragments": 0, "cited_numbers": [1]}
+    assert stats == {"medical_sentences": 1, "supported": 1, "dropped": 0, "fragments": 0, "repeated": 0, "cited_numbers": [1]}
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,14 @@ def test_uncited_small_talk_stays_and_empty_headings_go():
 
 def test_claims_are_cut_at_citation_markers():
     assert claims_of("열이 나요. 물을 마셔요 [1]. 쉬어요 [2][3] 괜찮아요") == ["열이 나요. 물을 마셔요 [1].", "쉬어요 [2][3]", "괜찮아요"]
+
+
+def test_a_sentence_said_again_word_for_word_is_dropped_once_kept():
+    looping = ("- 감기는 바이러스 질환이라 항생제가 필요 없어요. [1] 물을 충분히 마시고 푹 쉬어요. [1]\n"
+               "- 감기는 바이러스 질환이라 항생제가 필요 없어요. [1]\n- 물을 충분히 마시고  푹 쉬어요. [1]")
+    answer, stats = verify_answer(looping, CONTEXT, strict=True)
+    assert answer == "- 감기는 바이러스 질환이라 항생제가 필요 없어요. [1] 물을 충분히 마시고 푹 쉬어요. [1]"
+    assert stats["repeated"] == 2 and stats["supported"] == 2
+    # A copy is judged against what was kept: an unsupported first try does not block a supported one.
+    answer, stats = verify_answer("- 물을 충분히 마시고 푹 쉬어요. [2]\n- 물을 충분히 마시고 푹 쉬어요. [1]", CONTEXT, strict=True)
+    assert answer == "- 물을 충분히 마시고 푹 쉬어요. [1]" and stats["repeated"] == 0

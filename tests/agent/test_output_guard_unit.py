@@ -80,7 +80,8 @@ def test_each_claim_of_a_line_is_judged_alone():
     answer, stats = verify_answer(
         "- 감기는 바이러스 질환이라 항생제가 필요 없어요 [2]. 항생제가 필요 [2] 물을 충분히 마시고 푹 쉬어요. [2]", CONTEXT)
     assert answer == "- 감기는 바이러스 질환이라 항생제가 필요 없어요. [2] 물을 충분히 마시고 푹 쉬어요. [2]"
-    assert stats == {"medical_sentences": 3, "supported": 2, "dropped": 1, "fragments": 1, "cited_numbers": [2]}
+    assert stats == {"medical_sentences": 3, "supported": 2, "dropped": 1, "fragments": 1, "repeated": 0,
+                     "cited_numbers": [2]}
 
 
 @pytest.mark.parametrize(
@@ -210,7 +211,8 @@ def test_cited_numbers_are_the_sorted_set_actually_supported():
     text = ("■ 요약\n- 물을 충분히 마시고 푹 쉬어요. [2]\n- 사흘 넘게 열이 나면 병원에 가야 해요. [1]\n"
             "- 감기는 바이러스 질환이라 항생제가 필요 없어요. [2]\n- 열이 38도 이상이면 해열제를 [1]")
     answer, stats = verify_answer(text, CONTEXT)
-    assert stats == {"medical_sentences": 4, "supported": 3, "dropped": 1, "fragments": 1, "cited_numbers": [1, 2]}
+    assert stats == {"medical_sentences": 4, "supported": 3, "dropped": 1, "fragments": 1, "repeated": 0,
+                     "cited_numbers": [1, 2]}
     assert "해열제를" not in answer and answer.count("\n") == 3
 
 
