@@ -61,6 +61,28 @@ class Generator(ABC):
         yield self.generate(request).text
 
 
+class StreamedGenerator(Generator):
+    """A generator that streams by nature: ``_stream(request, stats)`` yields the answer's pieces and
+    fills ``stats`` with a ``GenerationResult``'s fields; ``generate`` drains it, ``stream`` keeps the
+    result of the last answer in ``last_result``."""
+
+    last_result: GenerationResult | None = None
+
+    @abstractmethod
+    def _stream(self, request: GenerationRequest, stats: dict) -> Iterator[str]: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[str]:
+        stats: dict = {}
+        yield from self._stream(request, stats)
+        self.last_result = GenerationResult(**stats)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        stats: dict = {}
+        for _ in self._stream(request, stats):
+            pass
+        return GenerationResult(**stats)
+
+
 class RecordingGenerator(Generator):
     """Any generator, remembering the last request and the whole text it wrote, before any guard
     touched it. Data building (``kmed train make-sft``) and answer evaluation read ``last``; every

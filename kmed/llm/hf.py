@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kmed.errors import ModelLoadError
-from kmed.llm.base import GenerationRequest, GenerationResult, Generator
-from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers
+from kmed.llm.base import GenerationRequest, StreamedGenerator
+from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers, filter_stream
 
 QUANTIZE_CHOICES = ("int8", "nf4")
 # "auto": kmed's own greedy decoder for Gemma 3 (kmed.llm.gemma_decode) where the model and the
@@ -113,7 +113,7 @@ class _TimedStreamer:
         return Timed(tokenizer, **kwargs)
 
 
-class HFGenerator(Generator):
+class HFGenerator(StreamedGenerator):
     """Grounded answers from a transformers causal LM (GPT-NeoX, LLaMA, and any other it supports)."""
 
     name = "hf"
@@ -301,23 +301,10 @@ class HFGenerator(Generator):
                                  eos, self.repetition_penalty, timing)
         else:
             pieces = self._transformers_pieces(encoded, request, prompt, timing)
-        answer_filter = AnswerFilter(prompt.numbers, prompt.stop_strings)
         emitted: list[str] = []
         with self._lock:
             try:
-                for piece in pieces:
-                    out = answer_filter.feed(piece)
-                    if not emitted:
-                        out = out.lstrip()
-                    if out:
-                        emitted.append(out)
-                        yield out
-                    if answer_filter.stopped:
-                        break
-                tail = answer_filter.flush().rstrip()
-                if tail:
-                    emitted.append(tail)
-                    yield tail
+                yield from filter_stream(pieces, AnswerFilter(prompt.numbers, prompt.stop_strings), emitted)
             finally:
                 pieces.close()  # a caller that stops reading early also stops the model
         text = "".join(emitted)
@@ -389,14 +376,3 @@ class HFGenerator(Generator):
                 timing["new_tokens"] = int(outcome["output"].shape[1] - encoded["input_ids"].shape[1])
         if "error" in outcome:
             raise outcome["error"]
-
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        stats: dict = {}
-        yield from self._stream(request, stats)
-        self.last_result = GenerationResult(**stats)
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        stats: dict = {}
-        for _ in self._stream(request, stats):
-            pass
-        return GenerationResult(**stats)

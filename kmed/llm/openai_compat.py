@@ -18,8 +18,8 @@ import urllib.request
 from collections.abc import Iterator
 
 from kmed.errors import ModelLoadError
-from kmed.llm.base import GenerationRequest, GenerationResult, Generator
-from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers
+from kmed.llm.base import GenerationRequest, StreamedGenerator
+from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers, filter_stream
 
 
 def chat_completions_url(base_url: str) -> str:
@@ -32,7 +32,7 @@ def chat_completions_url(base_url: str) -> str:
     return url + "/chat/completions"
 
 
-class OpenAICompatibleGenerator(Generator):
+class OpenAICompatibleGenerator(StreamedGenerator):
     name = "openai_compat"
 
     def __init__(
@@ -115,29 +115,27 @@ class OpenAICompatibleGenerator(Generator):
     def _stream(self, request: GenerationRequest, stats: dict) -> Iterator[str]:
         start = time.perf_counter()
         prompt = build_prompt(request, None, self.max_prompt_tokens)
-        answer_filter = AnswerFilter(prompt.numbers)
         emitted: list[str] = []
-        first_at = None
-        usage: dict = {}
-        with self._post(self._body(request, prompt.messages, stream=True)) as response:
-            for event in self._events(response):
-                if event.get("error"):
-                    raise ModelLoadError(f"서버가 생성 중에 오류를 알렸어요: {event['error']}", "서버 로그를 확인하세요.")
-                usage = event.get("usage") or usage
-                for choice in event.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content") or ""
-                    if piece and first_at is None:
-                        first_at = time.perf_counter()
-                    out = answer_filter.feed(piece)
-                    if not emitted:
-                        out = out.lstrip()
-                    if out:
-                        emitted.append(out)
-                        yield out
-        tail = answer_filter.flush().rstrip()
-        if tail:
-            emitted.append(tail)
-            yield tail
+        timing: dict = {"first_at": None, "usage": {}}
+
+        def pieces() -> Iterator[str]:
+            with self._post(self._body(request, prompt.messages, stream=True)) as response:
+                for event in self._events(response):
+                    if event.get("error"):
+                        raise ModelLoadError(f"서버가 생성 중에 오류를 알렸어요: {event['error']}", "서버 로그를 확인하세요.")
+                    timing["usage"] = event.get("usage") or timing["usage"]
+                    for choice in event.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        if piece and timing["first_at"] is None:
+                            timing["first_at"] = time.perf_counter()
+                        yield piece
+
+        source = pieces()
+        try:
+            yield from filter_stream(source, AnswerFilter(prompt.numbers), emitted)
+        finally:
+            source.close()
+        first_at, usage = timing["first_at"], timing["usage"]
         text = "".join(emitted)
         stats.update(
             text=text,
@@ -154,14 +152,3 @@ class OpenAICompatibleGenerator(Generator):
                 "cited": cited_numbers(text),
             },
         )
-
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        stats: dict = {}
-        yield from self._stream(request, stats)
-        self.last_result = GenerationResult(**stats)
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        stats: dict = {}
-        for _ in self._stream(request, stats):
-            pass
-        return GenerationResult(**stats)

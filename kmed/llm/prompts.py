@@ -13,7 +13,7 @@ answer's ``[n]`` still points at the agent's citation ``n``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kmed.llm.base import ContextPassage, GenerationRequest
@@ -258,3 +258,24 @@ class AnswerFilter:
     def flush(self) -> str:
         out, self.buffer = self.buffer, ""
         return clean_citations(out, self.allowed)
+
+
+def filter_stream(pieces: Iterable[str], answer_filter: AnswerFilter, emitted: list[str]) -> Iterator[str]:
+    """A model's raw pieces as the person should read them: cleaned by ``answer_filter``, the
+    leading space of the answer dropped, ended at a stop string, the held-back tail flushed.
+    ``emitted`` collects every piece yielded. Reading ``pieces`` stops at a stop string; closing
+    them (and the model behind them) is the caller's."""
+    for piece in pieces:
+        out = answer_filter.feed(piece)
+        if not emitted:
+            out = out.lstrip()
+        if out:
+            emitted.append(out)
+            yield out
+        if answer_filter.stopped:
+            break
+    tail = answer_filter.flush().rstrip()
+    if tail:
+        emitted.append(tail)
+        yield tail
+
