@@ -46,7 +46,8 @@ tuned-model: $(TUNED)/results.json
 $(GEMMA_CPU)/results.json: configs/compress/gemma-cpu.yaml | model
 	$(KMED) compress --base models/gemma-3-270m --out $(GEMMA_CPU) --recipe configs/compress/gemma-cpu.yaml --overwrite
 
-data/processed/sft/manifest.json: $(wildcard data/sft/*.jsonl) | index
+# A user's prepared AI Hub mix (kmed data prepare) is mixed in when present: configs/data_mix.yaml.
+data/processed/sft/manifest.json: $(wildcard data/sft/*.jsonl) $(wildcard data/processed/mix/*/train.jsonl) | index
 	$(KMED) train make-sft --out data/processed/sft
 
 $(TUNED)-lora/kmed_adapter.json: data/processed/sft/manifest.json configs/train_lora_gemma.yaml $(GEMMA_CPU)/results.json

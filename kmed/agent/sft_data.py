@@ -21,6 +21,13 @@ Three more shapes, so the model answers them rightly when it meets them:
 
 The split is by topic: ``TEST_SHARE`` of the topics (seeded hash) are held out, so no test topic
 is seen in training. Triage utterances are split by their own hash.
+
+**AI Hub, when the user has it** (``kmed data prepare`` wrote ``data/processed/mix/``):
+``mix_prepared_aihub`` puts these records in the medical bucket beside AI Hub's medical QA and adds
+the other buckets of ``configs/data_mix.yaml`` in the brief's proportion to it (20 : 50 for general
+dialogue and passages). The compression bucket (worked solutions, ``distill_text``) is not LoRA
+data: it stays in ``data/processed/mix/compression`` for distillation, and the manifest says so.
+The test split stays kmed's own.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from kmed.artifacts import atomic_folder, read_jsonl
 from kmed.errors import ConfigError
 from kmed.llm.base import GenerationRequest, RecordingGenerator
 from kmed.llm.extractive import ExtractiveGenerator
-from kmed.llm.training.data import UNANSWERABLE, write_records
+from kmed.llm.training.data import UNANSWERABLE, validate_record, write_records
 from kmed.paths import PROJECT_ROOT
 
 QUESTIONS_DIR = PROJECT_ROOT / "data" / "sft"
@@ -183,12 +190,65 @@ def write_sft(result: dict, out: Path, info: dict) -> dict:
     with atomic_folder(out) as staged:
         for name, records in result["splits"].items():
             counts[name] = write_records(records, staged / f"{name}.jsonl")
-        kinds = {name: dict(Counter(r["provenance"]["kind"] for r in records)) for name, records in result["splits"].items()}
+        kinds = {name: dict(Counter((r.get("provenance") or {}).get("kind") or "aihub" for r in records))
+                 for name, records in result["splits"].items()}
         manifest = {"kind": "kmed_sft_data", "format_version": 1, "records": counts, "kinds": kinds,
                     "topics": result["topics"], "outcomes": result["outcomes"], "test_share": TEST_SHARE, "salt": SALT,
                     "target_sentences": TARGET_SENTENCES, **info}
         (staged / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     return manifest
+
+
+LORA_TASKS = ("grounded_qa", "dialogue")  # the record shapes kmed train lora reads
+MEDICAL_BUCKET = "medical"
+
+
+def mix_prepared_aihub(train: list[dict], prepared: Path, config=None) -> tuple[list[dict], dict]:
+    """kmed's train records plus a user's prepared AI Hub mix, in ``configs/data_mix.yaml``'s proportions.
+
+    ``prepared`` is ``kmed data prepare``'s ``--out`` (it holds ``mix/<bucket>/train.jsonl``). Our
+    records join the medical bucket; each other bucket with LoRA-readable records adds
+    ``ratio / medical ratio`` times the medical count, fewer when it has fewer (the report says so),
+    in the stable order ``kmed data prepare`` wrote. Returns (train records, report).
+    """
+    from kmed.data.aihub.config import PipelineConfig
+
+    buckets = (config or PipelineConfig.load()).mix.buckets
+    folder = Path(prepared) / "mix"
+    if MEDICAL_BUCKET not in buckets:
+        raise ConfigError("configs/data_mix.yaml › mix 에 medical 묶음이 없어요.", "medical 묶음을 되살리세요.")
+    readable: dict[str, list[dict]] = {}
+    report: dict = {"source": str(prepared), "ratios": {k: b.ratio for k, b in buckets.items()}, "available": {},
+                    "taken": {}, "not_lora": {}, "notes": []}
+    for name in buckets:
+        path = folder / name / "train.jsonl"
+        rows = read_jsonl(path, dict, '{"task": "grounded_qa", …}') if path.is_file() else []
+        bad = [r.get("id", "?") for r in rows if r.get("task") in LORA_TASKS and validate_record(r)]
+        if bad:
+            raise ConfigError(f"{path}: 학습에 쓸 수 없는 레코드가 {len(bad)}개 있어요 (예: {bad[0]}).",
+                              "kmed data prepare 를 다시 실행하세요.")
+        readable[name] = [r for r in rows if r.get("task") in LORA_TASKS]
+        report["available"][name] = len(readable[name])
+        if len(rows) > len(readable[name]):
+            report["not_lora"][name] = len(rows) - len(readable[name])
+    medical = [*train, *readable[MEDICAL_BUCKET]]
+    taken = {MEDICAL_BUCKET: len(medical)}
+    mixed = list(medical)
+    for name, bucket in buckets.items():
+        if name == MEDICAL_BUCKET or not readable[name]:
+            continue
+        want = round(bucket.ratio / buckets[MEDICAL_BUCKET].ratio * len(medical))
+        take = readable[name][:want]
+        if len(take) < want:
+            report["notes"].append(f"{name}: {want}개가 필요했지만 {len(take)}개뿐이라 비율이 낮아요.")
+        taken[name] = len(take)
+        mixed.extend(take)
+    for name, count in report["not_lora"].items():
+        report["notes"].append(f"{name}: {count}개는 LoRA 형식이 아니라 (증류용) data/processed/mix/{name} 에 남겨요.")
+    report["taken"] = taken
+    report["shares"] = {k: round(v / len(mixed), 4) for k, v in taken.items()} if mixed else {}
+    mixed.sort(key=lambda r: _hash(str(r.get("id", "")), "mix"))
+    return mixed, report
 
 
 def reference_sections(kb, record: dict) -> str:

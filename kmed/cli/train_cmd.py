@@ -98,20 +98,41 @@ def make_data(
 def make_sft(
     out: Path = typer.Option(Path("data/processed/sft"), "--out", help="train.jsonl, test.jsonl, manifest.json을 쓸 폴더"),
     seed: int = typer.Option(0, "--seed"),
+    aihub: Path | None = typer.Option(None, "--aihub", help="kmed data prepare 의 --out 폴더: AI Hub 학습 묶음을 "
+                                      "configs/data_mix.yaml 비율로 섞어요 (기본: data/processed/mix 가 있으면 씀)"),
+    no_aihub: bool = typer.Option(False, "--no-aihub", help="AI Hub 묶음이 있어도 섞지 않기"),
     no_progress: bool = typer.Option(False, "--no-progress", help="진행 막대 숨기기"),
 ) -> None:
     """작성자들이 쓴 질문을 실제 상담에 넣어 근거 인용 SFT 데이터를 만들어요 (주제별로 학습/시험 분리)."""
     from rich.progress import Progress
 
     from kmed.agent.assistant import Assistant
-    from kmed.agent.sft_data import build_sft, read_questions, recording_composer, write_sft
+    from kmed.agent.sft_data import (
+        build_sft,
+        mix_prepared_aihub,
+        read_questions,
+        recording_composer,
+        write_sft,
+    )
+    from kmed.errors import ConfigError
+    from kmed.paths import PROJECT_ROOT
 
+    if aihub is not None and not (aihub / "mix").is_dir():
+        raise ConfigError(f"{aihub}/mix 가 없어요.", "먼저 kmed data prepare --aihub-dir data/raw/aihub --out <폴더> 를 실행하세요.")
+    if aihub is None and not no_aihub and (PROJECT_ROOT / "data" / "processed" / "mix").is_dir():
+        aihub = PROJECT_ROOT / "data" / "processed"
     questions = read_questions()
     assistant = Assistant.load(generator=recording_composer())
     with Progress(disable=no_progress, console=console) as bar:
         task = bar.add_task("SFT 데이터", total=len(questions))
         result = build_sft(assistant, seed=seed, questions=questions, progress=lambda: bar.advance(task))
-    manifest = write_sft(result, out, {"seed": seed, "questions": len(questions)})
+    info: dict = {"seed": seed, "questions": len(questions), "aihub": None}
+    if aihub is not None and not no_aihub:
+        result["splits"]["train"], info["aihub"] = mix_prepared_aihub(result["splits"]["train"], aihub)
+        console.print(f"AI Hub 혼합 {info['aihub']['taken']} (비율 {info['aihub']['shares']})")
+        for note in info["aihub"]["notes"]:
+            console.print(f"  · {note}")
+    manifest = write_sft(result, out, info)
     console.print(f"{out}: 학습 {manifest['records']['train']}개, 시험 {manifest['records']['test']}개 "
                   f"(주제 {manifest['topics']['train']} / {manifest['topics']['test']}) {manifest['kinds']}")
     return manifest

@@ -110,3 +110,50 @@ def test_shipped_questions_cover_every_kb_topic_three_times_per_writer():
     assert set(topics) <= set(kb.conditions) | set(kb.drugs)
     assert len({r["writer"] for r in rows}) == 3 and len({r["text"] for r in rows}) == len(rows)
     assert all(count == 3 for count in topics.values())
+
+
+@pytest.fixture(scope="module")
+def prepared_aihub(tmp_path_factory):
+    """The AI Hub fixture download through ``kmed data prepare`` (no linking: the mix is what matters)."""
+    import importlib.util
+
+    from kmed.data.aihub.config import PipelineConfig
+    from kmed.data.aihub.pipeline import prepare
+
+    spec = importlib.util.spec_from_file_location("aihub_build", Path(__file__).parents[1] / "fixtures" / "aihub" / "build.py")
+    fx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fx)
+    base = tmp_path_factory.mktemp("aihub-sft")
+    prepare(fx.build(base / "aihub", "zipped"), base / "processed", PipelineConfig(), link=False)
+    return base / "processed"
+
+
+def test_aihub_mix_joins_the_medical_bucket_in_the_briefs_proportions(built, prepared_aihub, tmp_path):
+    from kmed.data.aihub.config import PipelineConfig
+    from kmed.llm.training.data import read_records, write_records
+
+    _, result = built
+    ours = result["splits"]["train"]
+    mixed, report = S.mix_prepared_aihub(ours, prepared_aihub)
+    assert report["available"]["medical"] > 0 and report["taken"]["medical"] == len(ours) + report["available"]["medical"]
+    ratios = PipelineConfig().mix.buckets
+    want = round(ratios["base_validation"].ratio / ratios["medical"].ratio * report["taken"]["medical"])
+    assert report["taken"]["base_validation"] == min(want, report["available"]["base_validation"])
+    assert (report["taken"]["base_validation"] < want) == any("base_validation" in n for n in report["notes"])
+    assert report["not_lora"].get("compression", 0) > 0 and "compression" not in report["taken"]  # distillation data
+    assert len(mixed) == sum(report["taken"].values())
+    assert {r["id"] for r in ours} <= {r["id"] for r in mixed}
+    assert all(not validate_record(r) for r in mixed)
+    write_records(mixed, tmp_path / "train.jsonl")
+    assert len(read_records(tmp_path / "train.jsonl")) == len(mixed)  # kmed train lora reads every record
+    assert S.mix_prepared_aihub(ours, prepared_aihub)[0] == mixed  # stable
+
+
+def test_make_sft_refuses_an_aihub_folder_without_a_mix(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "kmed.cli.main", "--no-record", "train", "make-sft", "--out",
+                           str(tmp_path / "x"), "--aihub", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "kmed data prepare" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "x").exists()
