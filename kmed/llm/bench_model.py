@@ -157,10 +157,11 @@ def _summarise(samples: list[dict], size: int, fp16_bytes: int, bandwidth: float
 
     decode = med("decode_tok_s")
     speeds = [s["decode_tok_s"] for s in samples if s.get("decode_tok_s")]  # none when one token was asked for
-    row = {"bytes_on_disk": size, "load_s": med("load_s"), "ttft_s": med("ttft_s"), "prefill_tok_s": med("prefill_tok_s"),
+    row = {"bytes_on_disk": size, "load_s": med("load_s"), "import_s": med("import_s"), "ttft_s": med("ttft_s"), "prefill_tok_s": med("prefill_tok_s"),
            "decode_tok_s": decode, "peak_rss_bytes": med("peak_rss_bytes"),
            "decode_tok_s_spread": [min(speeds), max(speeds)] if speeds else None,
-           "runs": [{k: s.get(k) for k in ("load_s", "ttft_s", "decode_tok_s", "peak_rss_bytes", "decoder")} for s in samples]}
+           "runs": [{k: s.get(k) for k in ("load_s", "import_s", "ttft_s", "decode_tok_s", "peak_rss_bytes", "decoder")}
+                    for s in samples]}
     # The ceiling: every weight byte read once per token (the input embedding is a lookup, and the
     # embedding of a tied model is read once by the head), at the machine's measured read bandwidth.
     row["ceiling_decode_tok_s"] = bandwidth / max(size, 1)
@@ -169,14 +170,15 @@ def _summarise(samples: list[dict], size: int, fp16_bytes: int, bandwidth: float
 
 
 def markdown(result: dict) -> str:
-    lines = ["| engine | on disk MiB | × fp16 | load s | TTFT s | prefill tok/s | decode tok/s (min–max) | × fp32 | "
+    lines = ["| engine | on disk MiB | × fp16 | load s (+ library import) | TTFT s | prefill tok/s | decode tok/s (min–max) | × fp32 | "
              "peak RSS MiB | × fp32 | of ceiling |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     rows = dict(result["variants"])
     if result.get("peer"):
         rows["llama.cpp (Q4_K_M)"] = result["peer"]
     for name, r in rows.items():
         lo, hi = r["decode_tok_s_spread"] or (0.0, 0.0)
-        lines.append(f"| {name} | {r['bytes_on_disk'] / 2**20:.0f} | {r['size_ratio_vs_fp16']:.2f} | {r['load_s'] or 0:.1f} | "
+        lines.append(f"| {name} | {r['bytes_on_disk'] / 2**20:.0f} | {r['size_ratio_vs_fp16']:.2f} | {r['load_s'] or 0:.1f} "
+                     f"(+{r.get('import_s') or 0:.1f}) | "
                      f"{r['ttft_s']:.2f} | {r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.1f} ({lo:.1f}–{hi:.1f}) | "
                      f"{r['decode_speedup_vs_fp32']:.2f} | {r['peak_rss_bytes'] / 2**20:.0f} | "
                      f"{r['peak_memory_ratio_vs_fp32']:.2f} | {r['ceiling_fraction']:.0%} |")

@@ -171,7 +171,7 @@ class GemmaDecoder:
     @staticmethod
     def unsupported_reason(model: nn.Module) -> str | None:
         config = getattr(model, "config", None)
-        if type(model).__name__ != "Gemma3ForCausalLM" or getattr(config, "model_type", None) != "gemma3_text":
+        if type(model).__name__ not in ("Gemma3ForCausalLM", "NativeGemma") or getattr(config, "model_type", None) != "gemma3_text":
             return "not a Gemma 3 text model"
         if config.attn_logit_softcapping is not None or config.final_logit_softcapping is not None:
             return "logit soft-capping"

@@ -7,8 +7,9 @@
 
 Loads lazily (``warm_up()``, or the first call) and reports time to first token. Greedy answers
 from a Gemma 3 model are decoded by ``kmed.llm.gemma_decode`` (1.6x transformers' ``generate`` on 2
-cores; ``decoder="transformers"`` turns it off); everything else streams from ``generate`` through
-``TextIteratorStreamer``. Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder
+cores; ``decoder="transformers"`` turns it off). On CPU, a plain or int8 Gemma folder is then read by
+``kmed.llm.gemma_native`` without building transformers' model at all (load and memory: see
+docs/benchmarks.md). Everything else streams from ``generate`` through ``TextIteratorStreamer``. Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder
 written by ``kmed compress`` (it holds ``kmed_quantization.json``), loaded by
 ``kmed.llm.compression.quantize.load_quantized``. Every load failure is a ``ModelLoadError`` in
 Korean that names the fix.
@@ -167,6 +168,16 @@ class HFGenerator(StreamedGenerator):
         import torch
 
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if self._greedy_kmed() and self.device == "cpu" and not self.adapter and not self.quantize and not self.dtype \
+                and isinstance(self.source, Path):
+            from kmed.llm.gemma_decode import GemmaDecoder
+            from kmed.llm.gemma_native import load_native
+
+            native, _ = load_native(self.source)  # None for anything but a plain or int8 Gemma 3 folder
+            if native is not None:
+                self.tokenizer = self._load_tokenizer()
+                self.model, self._fast = native, GemmaDecoder(native)
+                return
         if isinstance(self.source, Path) and (self.source / KMED_QUANT_MANIFEST).is_file():
             model, tokenizer = self._load_kmed_quantized()
             self.tokenizer = tokenizer if tokenizer is not None and not self.tokenizer_source else self._load_tokenizer()
@@ -176,10 +187,14 @@ class HFGenerator(StreamedGenerator):
         if self.adapter is not None:
             model = self._attach_adapter(model)
         self.model = model.eval()
-        if self.decoder == "auto" and self.temperature == 0 and not self.generation_kwargs:
+        if self._greedy_kmed():
             from kmed.llm.gemma_decode import GemmaDecoder
 
             self._fast = GemmaDecoder.for_model(self.model)
+
+    def _greedy_kmed(self) -> bool:
+        """Whether answers may come from kmed's Gemma decoder: greedy, no extra generate() settings."""
+        return self.decoder == "auto" and self.temperature == 0 and not self.generation_kwargs
 
     def _load_tokenizer(self):
         return load_tokenizer(self.source, self.adapter, self.tokenizer_source)
@@ -294,8 +309,10 @@ class HFGenerator(StreamedGenerator):
         if self._fast is not None:
             from kmed.llm.gemma_decode import stream_text
 
-            eos = self.model.generation_config.eos_token_id
-            eos = {eos} if isinstance(eos, int) else set(eos or ())
+            eos = getattr(self.model, "eos_token_ids", None)  # the native load reads them from the folder
+            if eos is None:
+                eos = self.model.generation_config.eos_token_id
+                eos = {eos} if isinstance(eos, int) else set(eos or ())
             eos |= {self.tokenizer.eos_token_id} - {None}
             pieces = stream_text(self._fast, self.tokenizer, encoded["input_ids"][0].tolist(), request.max_new_tokens,
                                  eos, self.repetition_penalty, timing)

@@ -26,10 +26,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     ids = [int(i) for i in json.loads(sys.stdin.read())]
 
+    started = time.perf_counter()
     import numpy as np
     from llama_cpp import Llama
 
     start = time.perf_counter()
+    import_s = start - started
     llm = Llama(model_path=args.gguf, n_ctx=len(ids) + args.new_tokens + 16, n_threads=args.threads,
                 n_threads_batch=args.threads, n_batch=512, verbose=False)
     load_s = time.perf_counter() - start
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     decode = time.perf_counter() - start
     steps = args.new_tokens - 1
     result = {"engine": "llama.cpp", "path": args.gguf, "prompt_tokens": len(ids), "new_tokens": args.new_tokens,
-              "load_s": load_s, "ttft_s": ttft, "prefill_tok_s": len(ids) / ttft,
+              "load_s": load_s, "import_s": import_s, "ttft_s": ttft, "prefill_tok_s": len(ids) / ttft,
               "decode_tok_s": steps / decode if steps and decode > 0 else None, "peak_rss_bytes": peak_rss_bytes(),
               "threads": args.threads, "first_token": first}
     print(json.dumps(result))

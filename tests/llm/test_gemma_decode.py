@@ -139,3 +139,43 @@ def test_stream_text_never_emits_half_a_character():
     assert "".join(pieces) == text
     assert all("\ufffd" not in p for p in pieces)
     assert stats["new_tokens"] == len(tokens) and "first_token_at" in stats
+
+
+# ---- the native load (kmed.llm.gemma_native): the same model without transformers' classes ----------
+
+
+def test_native_load_of_an_int8_folder_decodes_exactly_like_the_transformers_load(ids, tmp_path):
+    from kmed.llm.compression.quantize import load_quantized, save_quantized
+    from kmed.llm.gemma_native import load_native
+
+    save_quantized(_tiny_gemma("int8_wo"), tmp_path)
+    reference, _ = load_quantized(tmp_path)
+    native, why = load_native(tmp_path)
+    assert why is None and type(native).__name__ == "NativeGemma"
+    a, b = GemmaDecoder(reference), GemmaDecoder(native)
+    assert torch.equal(a.prefill(ids[0, :33]), b.prefill(ids[0, :33]))
+    assert all(torch.equal(a.step(int(t)), b.step(int(t))) for t in ids[0, 33:])
+    assert list(a.greedy(ids[0, :20].tolist(), 12)) == list(b.greedy(ids[0, :20].tolist(), 12))
+
+
+def test_native_load_of_a_plain_folder_matches_transformers_logits(ids, tmp_path):
+    from kmed.llm.gemma_native import load_native
+
+    model = _tiny_gemma()
+    model.save_pretrained(tmp_path)
+    with torch.no_grad():
+        full = model(input_ids=ids).logits[0].float()
+    native, why = load_native(tmp_path)
+    assert why is None and native.eos_token_ids == {2}
+    assert torch.allclose(GemmaDecoder(native).prefill(ids[0]), full[-1], atol=2e-5)  # tied head, sliding window
+
+
+def test_native_load_names_what_it_does_not_read(tmp_path):
+    from kmed.llm.compression.quantize import save_quantized
+    from kmed.llm.gemma_native import load_native
+
+    save_quantized(_tiny_gemma("int4"), tmp_path / "int4")
+    assert load_native(tmp_path / "int4")[1].startswith("quantized modules")
+    build_tiny_model("llama").save_pretrained(tmp_path / "llama")
+    assert load_native(tmp_path / "llama") == (None, "model_type 'llama'")
+    assert load_native(tmp_path / "missing")[0] is None

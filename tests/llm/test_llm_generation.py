@@ -131,6 +131,7 @@ def test_gemma_answers_come_from_kmed_decoder_and_equal_generate(tiny_paths):
     slow = HFGenerator(tiny_paths["gemma3_text"], repetition_penalty=1.2, decoder="transformers")
     a, b = fast.generate(request(max_new_tokens=16)), slow.generate(request(max_new_tokens=16))
     assert a.metadata["decoder"] == "kmed-gemma" and b.metadata["decoder"] == "transformers"
+    assert type(fast.model).__name__ == "NativeGemma"  # read without transformers' model classes
     assert a.text == b.text and a.new_tokens == b.new_tokens and a.prompt_tokens == b.prompt_tokens
     assert "".join(fast.stream(request(max_new_tokens=16))) == a.text
     sampled = HFGenerator(tiny_paths["gemma3_text"], temperature=0.7)  # sampling stays with generate

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--prompt-ids-stdin", action="store_true", help="read the prompt's token ids (JSON list) from stdin")
     args = parser.parse_args(argv)
 
+    started = time.perf_counter()
     import torch
 
     if args.threads:
@@ -60,7 +61,14 @@ def main(argv: list[str] | None = None) -> dict:
     from kmed.llm.compression.evaluate import load_any, timed_greedy
 
     start = time.perf_counter()
-    model, _ = load_any(args.path)
+    import_s = start - started  # the engine's library (torch; transformers is imported by the load itself)
+    model = None
+    if args.decoder == "kmed":  # as kmed ask --model loads it: without transformers' model classes when it can
+        from kmed.llm.gemma_native import load_native
+
+        model, _ = load_native(args.path)
+    if model is None:
+        model, _ = load_any(args.path)
     load_s = time.perf_counter() - start
     from kmed.llm.compression.arch import decode_attention
 
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         ttft_at=ttft_at,
         path=str(args.path),
         load_s=load_s,
+        import_s=import_s,
         rss_after_load_bytes=rss_loaded,
         peak_rss_bytes=peak_rss_bytes(),
         ru_maxrss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
