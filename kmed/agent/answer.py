@@ -17,7 +17,6 @@ from kmed.agent.output_guard import drug_safety_facts, verify_answer
 from kmed.agent.policy import QUESTION_INTENTS, Turn, departments_for, is_report
 from kmed.agent.reply import Citation, Reply, Triage
 from kmed.llm.base import ContextPassage, GenerationRequest
-from kmed.llm.extractive import intent_first
 from kmed.retrieval.passages import Hit
 from kmed.text_ko import CITATION
 
@@ -80,8 +79,6 @@ def answer(turn: Turn):
     intent = detect_intent(turn, report)
     t0 = time.perf_counter()
     hits = _retrieve(turn, intent)
-    if a.generator.name != "extractive":
-        hits = intent_first(hits, intent)
     context = [ContextPassage(i + 1, h.title, h.text, h.metadata.get("source", ""), h.id, h.metadata) for i, h in enumerate(hits)]
     drugs = [m.id for m in turn.mentions if m.type == "drug" and not m.negated]
     safety = drug_safety_facts(drugs, state.profile, a.retriever.queries)

@@ -27,22 +27,6 @@ INTENT_SECTIONS: dict[str, list[str]] = {
     "symptom_report": ["kg_candidate", "overview", "self_care", "when_to_see_doctor"],
     "general": ["overview", "symptoms", "treatment", "self_care", "when_to_see_doctor"],
 }
-
-
-def intent_first(hits: list, intent: str | None) -> list:
-    """Retrieved passages with those whose section answers ``intent`` first (best section first), the
-    rest after them in their own order. A small model leans on passage [1]; the composer does not
-    need this (it scores sections itself), so the agent applies it for model generators only."""
-    preferred = INTENT_SECTIONS.get(intent or "general", INTENT_SECTIONS["general"])
-
-    def key(item):
-        rank, hit = item
-        section = (getattr(hit, "metadata", None) or {}).get("section", "")
-        return (preferred.index(section) if section in preferred else len(preferred), rank)
-
-    return [hit for _, hit in sorted(enumerate(hits), key=key)]
-
-
 PART_OF_SECTION = {
     "kg_candidate": "가능한 원인",
     "causes": "가능한 원인",
