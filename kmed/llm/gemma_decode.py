@@ -9,7 +9,8 @@ step on 2 cores, the int8 matrix products take 8 ms; the rest is about 940 small
 (dtype casts, mask and cache bookkeeping, six RMSNorms a layer written as five operations each)
 and the Python around them. This module runs the same arithmetic on the model's own weights:
 
-* one fused RMSNorm (``F.rms_norm``) where the reference does pow/mean/add/rsqrt/mul;
+* each RMSNorm from one vector norm (``‖x‖``) where the reference does pow/mean/add/rsqrt/mul, and
+  the query and key heads normalised and rotated together;
 * the q, k and v projections as one matrix product, and gate and up as another. The fused
   weight is one tensor; each original module is given back a view of its rows, so no weight is
   held twice and the model's own ``forward`` still works;
@@ -18,8 +19,9 @@ and the Python around them. This module runs the same arithmetic on the model's 
   (no mask: a sliding layer reads only the last ``sliding_window`` positions);
 * rotary tables computed once for every position.
 
-Dtypes follow the reference exactly: the hidden state stays in the model's compute dtype, the
-norms run in fp32 and cast back, rotary tables are cast to the compute dtype. The parity tests
+Dtypes follow the reference: the hidden state stays in the model's compute dtype, the norms run
+in fp32 and cast back, rotary tables are cast to the compute dtype (only the rounding order inside
+a norm differs, at fp32's last bits). The parity tests
 (``tests/llm/test_gemma_decode.py``) compare logits and greedy tokens with transformers' own
 Gemma 3 on tiny models, sliding window included, in fp32 and in kmed's int8 checkpoint.
 
@@ -80,7 +82,6 @@ class _Projection:
 
     def __init__(self, modules: list[nn.Module]):
         self.modules = modules
-        self.widths = [getattr(m, "out_features", None) or m.weight.shape[0] for m in modules]
         self.fused = _fuse(modules)
 
     def one_row(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +118,7 @@ class _Layer:
 
 def _norm_weight(norm: nn.Module, rows: int = 1) -> tuple[torch.Tensor, float]:
     """Gemma's RMSNorm as ``(scale, d·eps)``: ``x · rsqrt(mean(x²) + eps) · (1 + weight)`` is computed as
-    ``x · rsqrt(‖x‖² + d·eps) · (1 + weight)·√d``, the same arithmetic in three fewer operations.
+    ``x · rsqrt(‖x‖² + d·eps) · (1 + weight)·√d``, the same formula in three fewer operations.
     ``rows`` repeats the scale for a stack of heads normalised in one call."""
     weight = norm.weight.detach().float()
     d = weight.shape[-1]
