@@ -138,6 +138,19 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> tor
     return x * cos + torch.roll(x, x.shape[-1] // 2, -1) * signed_sin
 
 
+def _prefill_mask(kept: int, n: int, window: int | None, device) -> torch.Tensor | None:
+    """Which cached positions each new position may attend to: itself and the ones before it, within
+    ``window`` of it on a sliding layer. None when that is plain causal attention from position 0."""
+    if kept == 0 and window is None:
+        return None
+    query = torch.arange(kept, n, device=device)[:, None]
+    key = torch.arange(n, device=device)[None, :]
+    allowed = key <= query
+    if window is not None:
+        allowed &= query - key < window
+    return allowed
+
+
 class GemmaDecoder:
     """Prefill and one-token steps over a preallocated KV cache, for one sequence at a time."""
 
@@ -164,6 +177,8 @@ class GemmaDecoder:
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.length = 0  # positions in the cache
+        self.cached_ids: list[int] = []  # the token at each cached position
+        self.reused = 0  # positions the last prefill kept from the cache
 
     @property
     def device(self) -> torch.device:
@@ -208,45 +223,63 @@ class GemmaDecoder:
             self.keys = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
             self.values = [torch.empty(shape, dtype=self.dtype, device=self.device) for _ in self.layers]
         self.length = 0
+        self.cached_ids = []
+
+    def reserve(self, capacity: int) -> None:
+        """Room for ``capacity`` positions, keeping what the cache holds."""
+        if not self.keys:
+            self.reset(capacity)
+        elif self.keys[0].shape[2] < capacity:
+            self._grow(capacity)
 
     # ---- forward passes ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def prefill(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
-        """Run the prompt into an empty cache; the logits of its last position, [vocab] fp32."""
-        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(1, -1)
-        n = ids.shape[1]
-        if not self.keys or self.keys[0].shape[2] < n + 1:
-            self.reset(n + 1)
-        self.length = 0
-        x = self.embed(ids)  # [1, n, H]
-        causal = torch.ones(n, n, dtype=torch.bool, device=self.device).tril()
-        windowed: dict[int, torch.Tensor] = {}
+    def prefill(self, ids: list[int] | torch.Tensor, reuse: bool = True) -> torch.Tensor:
+        """Run the prompt into the cache; the logits of its last position, [vocab] fp32.
+
+        ``reuse``: the positions the cache already holds for the same leading tokens (the previous
+        prompt and its answer: the instructions every grounded prompt starts with) are kept, and
+        only the rest is computed, attending to them, as llama.cpp's prompt cache does.
+        """
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.device).reshape(-1)
+        n = ids.shape[0]
+        kept = 0
+        if reuse and self.cached_ids:
+            limit = min(len(self.cached_ids), n - 1)  # at least one position is computed, for its logits
+            same = torch.tensor(self.cached_ids[:limit], device=self.device) == ids[:limit]
+            kept = limit if bool(same.all()) else int(same.int().argmin())
+        self.length = kept
+        self.reserve(n + 1)
+        m = n - kept
+        x = self.embed(ids[kept:][None])  # [1, m, H]
+        masks: dict = {}
         d, hq, hk = self.head_dim, self.heads, self.kv_heads
         for i, layer in enumerate(self.layers):
             cos, sin = self._table(layer.layer_type, n)
-            cos, sin = cos[:n, None], sin[:n, None]  # [n, 1, D]: one row per position, shared by heads
+            cos, sin = cos[kept:n, None], sin[kept:n, None]  # [m, 1, D]: one row per position, shared by heads
             h = _rms(x, layer.norms["input_layernorm"])
             q, k, v = layer.qkv.rows(h)
-            qk = _rotate(_rms(torch.cat([q.view(n, hq, d), k.view(n, hk, d)], dim=1), layer.qk_norm), cos, sin)
+            qk = _rotate(_rms(torch.cat([q.view(m, hq, d), k.view(m, hk, d)], dim=1), layer.qk_norm), cos, sin)
             q, k = qk[:, :hq], qk[:, hq:]
-            self.keys[i][0, :, :n] = k.transpose(0, 1)
-            self.values[i][0, :, :n] = v.view(n, hk, d).transpose(0, 1)
-            mask = None
-            if layer.sliding is not None and n > layer.sliding:
-                if layer.sliding not in windowed:
-                    windowed[layer.sliding] = causal.triu(-(layer.sliding - 1))
-                mask = windowed[layer.sliding]
+            self.keys[i][0, :, kept:n] = k.transpose(0, 1)
+            self.values[i][0, :, kept:n] = v.view(m, hk, d).transpose(0, 1)
+            window = layer.sliding if layer.sliding is not None and n > layer.sliding else None
+            if window not in masks:
+                masks[window] = _prefill_mask(kept, n, window, self.device)
+            mask = masks[window]
             out = F.scaled_dot_product_attention(
                 q.transpose(0, 1)[None], self.keys[i][:, :, :n], self.values[i][:, :, :n], attn_mask=mask,
                 is_causal=mask is None, scale=self.scaling, enable_gqa=hk != hq)
-            out = layer.o_proj(out[0].transpose(0, 1).reshape(1, n, hq * d))
+            out = layer.o_proj(out[0].transpose(0, 1).reshape(1, m, hq * d))
             x = x + _rms(out, layer.norms["post_attention_layernorm"])
             h = _rms(x, layer.norms["pre_feedforward_layernorm"])
             gate, up = layer.gate_up.rows(h)
             h = layer.down_proj(F.gelu(gate, approximate="tanh") * up)
             x = x + _rms(h, layer.norms["post_feedforward_layernorm"])
         self.length = n
+        self.cached_ids = ids.tolist()
+        self.reused = kept
         return self._logits(x[:, -1])
 
     @torch.inference_mode()
@@ -282,6 +315,7 @@ class GemmaDecoder:
             h = layer.down_proj(F.gelu(gate_up[:, :width], approximate="tanh") * gate_up[:, width:])
             x = x + _rms(h, layer.norms["post_feedforward_layernorm"])
         self.length = pos + 1
+        self.cached_ids.append(token)
         return self._logits(x)
 
     def _grow(self, capacity: int) -> None:
@@ -323,7 +357,7 @@ class GemmaDecoder:
         eos = set(eos_ids)
         if max_new_tokens <= 0:
             return
-        self.reset(len(prompt_ids) + max_new_tokens)
+        self.reserve(len(prompt_ids) + max_new_tokens)
         logits = self.prefill(prompt_ids)
         seen = None
         if repetition_penalty != 1.0:

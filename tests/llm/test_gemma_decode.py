@@ -179,3 +179,20 @@ def test_native_load_names_what_it_does_not_read(tmp_path):
     build_tiny_model("llama").save_pretrained(tmp_path / "llama")
     assert load_native(tmp_path / "llama") == (None, "model_type 'llama'")
     assert load_native(tmp_path / "missing")[0] is None
+
+
+def test_a_prompt_sharing_its_start_with_the_last_one_reuses_those_positions(ids):
+    """As with the same instructions before every grounded prompt: only the new part is computed."""
+    model = _tiny_gemma()
+    decoder = GemmaDecoder.for_model(model)
+    first = ids[0, :30].tolist()
+    list(decoder.greedy(first, 4))  # the cache now holds the first prompt and its 3 decoded tokens
+    second = first[:22] + ids[0, 30:40].tolist()  # the same 22 leading tokens, then something else
+    reused = decoder.prefill(second)
+    assert decoder.reused == 22
+    fresh = decoder.prefill(second, reuse=False)
+    assert decoder.reused == 0
+    assert torch.allclose(reused, fresh, atol=2e-5)  # 32 positions: the sliding window (16) is crossed
+    with torch.no_grad():
+        assert torch.allclose(reused, model(input_ids=torch.tensor([second])).logits[0, -1].float(), atol=2e-5)
+    assert decoder.prefill(second) is not None and decoder.reused == len(second) - 1  # all known: the last is recomputed
