@@ -182,7 +182,10 @@ class GemmaDecoder:
 
     @property
     def device(self) -> torch.device:
-        return next(iter(self.model.buffers()), next(self.model.parameters())).device
+        if getattr(self, "_device", None) is None:
+            tensor = next(iter(self.model.buffers()), None)
+            self._device = (tensor if tensor is not None else next(self.model.parameters())).device
+        return self._device
 
     @staticmethod
     def unsupported_reason(model: nn.Module) -> str | None:
@@ -329,22 +332,6 @@ class GemmaDecoder:
         return self.lm_head(_rms(last.reshape(1, -1), self.final_norm)).float()[0]
 
     # ---- decoding -----------------------------------------------------------------------------------
-
-    def timed_greedy(self, prompt_ids: list[int], new_tokens: int) -> dict:
-        """The keys of ``compression.evaluate.timed_greedy``: TTFT (prefill and the first token), decode tok/s."""
-        import time
-
-        self.reset(len(prompt_ids) + new_tokens)
-        start = time.perf_counter()
-        token = int(self.prefill(prompt_ids).argmax())
-        ttft = time.perf_counter() - start
-        steps = max(new_tokens - 1, 0)
-        start = time.perf_counter()
-        for _ in range(steps):
-            token = int(self.step(token).argmax())
-        decode = time.perf_counter() - start
-        return {"prompt_tokens": len(prompt_ids), "new_tokens": new_tokens, "ttft_s": ttft,
-                "prefill_tok_s": len(prompt_ids) / ttft, "decode_tok_s": steps / decode if steps and decode > 0 else None}
 
     @torch.inference_mode()
     def greedy(self, prompt_ids: list[int], max_new_tokens: int, eos_ids: Iterable[int] = (),
