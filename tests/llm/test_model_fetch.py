@@ -96,4 +96,4 @@ def test_real_model_fetch_compress_eval_bench(tmp_path):
     result = json.loads(proc.stdout)
     assert result["variants"]["gemma-cpu"]["size_ratio_vs_fp16"] < 0.5
     native = result["variants"]["gemma-cpu+kmed-decode"]  # kmed's decoder on the native load of the real model
-    assert [r["decoder"] for r in native["runs"]] == ["kmed"] and native["decode_tok_s"] > 0
+    assert native["runs"] and all(r["decoder"] == "kmed" for r in native["runs"]) and native["decode_tok_s"] > 0
