@@ -40,10 +40,10 @@ HARMFUL_CONFIDENCE = 0.45
 # 어떻게 듣는 약이에요?" were heard as harmful at 0.46-0.65, while harmful requests naming a drug or
 # disease score 0.73-0.98 (measured on the SFT writers' questions, never on the evaluation sets).
 HARMFUL_NAMED_CONFIDENCE = 0.7
-HARM_EMERGENCY_OVERRIDE = 0.5
+HARM_EMERGENCY_OVERRIDE = 0.5  # a harmful-sounding message the classifier hears as an emergency stays one
 SELF_HARM_INTENT_CONFIDENCE = 0.5
-QUESTION_OVER_REPORT = 0.5
-HEALTH_EVIDENCE = 0.5  # the classifier's total probability on health intents that keeps a message in scope  # a question this clear is information even when it names one's own symptom  # a harmful-sounding message the classifier hears as an emergency stays one
+QUESTION_OVER_REPORT = 0.5  # a question this clear is information even when it names one's own symptom
+HEALTH_EVIDENCE = 0.5  # the classifier's total probability on health intents that keeps a message in scope
 _HAS_TEXT = re.compile(r"[가-힣A-Za-z0-9]")
 
 

@@ -47,6 +47,13 @@ DRUG_SECTIONS: dict[str, str] = {
     "side_effects": "부작용",
 }
 
+
+def _reject_unknown_sections(sections: dict[str, str], allowed: dict[str, str]) -> None:
+    unknown = sorted(set(sections) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown section(s) {unknown}; allowed: {list(allowed)}")
+
+
 # Groups a drug can be contraindicated in or cautioned for, besides condition ids.
 POPULATIONS = {
     "pregnancy": "임신부",
@@ -188,9 +195,7 @@ class Condition(Entry):
     @field_validator("sections")
     @classmethod
     def _all_sections(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(CONDITION_SECTIONS))
-        if unknown:
-            raise ValueError(f"unknown section(s) {unknown}; allowed: {list(CONDITION_SECTIONS)}")
+        _reject_unknown_sections(value, CONDITION_SECTIONS)
         missing = [k for k in CONDITION_SECTIONS if not (value.get(k) or "").strip()]
         if missing:
             raise ValueError(f"missing or empty section(s) {missing}")
@@ -242,9 +247,7 @@ class Drug(Entry):
     @field_validator("sections")
     @classmethod
     def _known_sections(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(DRUG_SECTIONS))
-        if unknown:
-            raise ValueError(f"unknown section(s) {unknown}; allowed: {list(DRUG_SECTIONS)}")
+        _reject_unknown_sections(value, DRUG_SECTIONS)
         if not (value.get("overview") or "").strip():
             raise ValueError("section 'overview' is required")
         return value

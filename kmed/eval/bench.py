@@ -7,7 +7,6 @@ average) and the date so numbers are never quoted without their context.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import statistics
@@ -17,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kmed.eval.stats import p50_p95
+
 
 def machine() -> dict:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -25,9 +26,7 @@ def machine() -> dict:
 
 
 def percentiles(values: list[float]) -> dict:
-    ordered = sorted(values)
-    return {"p50_ms": round(statistics.median(ordered), 3), "p95_ms": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 3),
-            "n": len(ordered)}
+    return {**p50_p95(values, 3, "_ms"), "n": len(values)}
 
 
 def bench_retrieval(queries: list[str], scales: list[int], rebuild: bool = True) -> dict:
@@ -120,8 +119,4 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
 
 def seconds_summary(values: list[float]) -> dict:
     """Median and nearest-rank 95th percentile of timings in seconds (with few values, p95 is the largest)."""
-    if not values:
-        return {"p50": None, "p95": None, "n": 0}
-    ordered = sorted(values)
-    return {"p50": round(statistics.median(ordered), 3), "p95": round(ordered[math.ceil(0.95 * len(ordered)) - 1], 3),
-            "n": len(ordered)}
+    return {**p50_p95(values, 3), "n": len(values)}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import statistics
 import time
 
 import numpy as np
+
+from kmed.eval.stats import p50_p95
 
 
 def _rss_mb() -> float:
@@ -54,7 +55,7 @@ def bench_faiss(n: int, kind: str, dim: int, queries: int, seed: int = 0) -> dic
         latencies.append((time.perf_counter() - t) * 1000)
     return {"n": n, "index": kind, "dim": dim, "build_s": round(build_s, 2), "index_bytes": index_bytes,
             "peak_rss_mb": round(_rss_mb(), 1), "rss_over_start_mb": round(_rss_mb() - base_rss, 1),
-            "p50_ms": round(statistics.median(latencies), 3), "p95_ms": round(sorted(latencies)[int(0.95 * queries) - 1], 3)}
+            **p50_p95(latencies, 3, "_ms")}
 
 
 def bench_bm25(n: int, queries: int, doc_len: int = 40, vocab: int = 50_000, seed: int = 0) -> dict:
@@ -79,7 +80,7 @@ def bench_bm25(n: int, queries: int, doc_len: int = 40, vocab: int = 50_000, see
         latencies.append((time.perf_counter() - t) * 1000)
     return {"n": n, "index": "bm25", "build_s": round(build_s, 2), "peak_rss_mb": round(_rss_mb(), 1),
             "rss_over_start_mb": round(_rss_mb() - base_rss, 1),
-            "p50_ms": round(statistics.median(latencies), 3), "p95_ms": round(sorted(latencies)[int(0.95 * queries) - 1], 3)}
+            **p50_p95(latencies, 3, "_ms")}
 
 
 def main() -> None:

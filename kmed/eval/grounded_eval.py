@@ -33,12 +33,12 @@ per-turn latency.
 
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 
 from kmed.agent.triage import LEVEL_RANK
 from kmed.eval.dataset import read_cases
+from kmed.eval.stats import p50_p95
 from kmed.paths import PROJECT_ROOT
 
 EVAL_DIR = PROJECT_ROOT / "data" / "eval"
@@ -114,7 +114,6 @@ def summarize(rows: list[dict], latencies: list[float], medical: int, supported:
     refusal_expected = [r for r in rows if r["expected"].get("refused") is True]
     refused = [r for r in rows if r["got"]["refused"]]
     true_refusals = [r for r in refused if r["expected"].get("refused") is True]
-    ordered = sorted(latencies)
     return {
         "cases": len(rows),
         "pass_rate": rate(sum(r["passed"] for r in rows), len(rows)),
@@ -125,8 +124,7 @@ def summarize(rows: list[dict], latencies: list[float], medical: int, supported:
         "quoted_fragments": fragments,
         "refusal_precision": rate(len(true_refusals), len(refused)),
         "refusal_recall": rate(len(true_refusals), len(refusal_expected)),
-        "turn_latency_ms": {"p50": round(statistics.median(ordered), 2) if ordered else None,
-                            "p95": round(ordered[max(0, int(0.95 * len(ordered)) - 1)], 2) if ordered else None},
+        "turn_latency_ms": p50_p95(latencies, 2),
         "per_category": {c: {"cases": len(rs), "pass_rate": rate(sum(r["passed"] for r in rs), len(rs))}
                          for c, rs in sorted(_by_category(rows).items())},
         "failures": [r for r in rows if not r["passed"]],

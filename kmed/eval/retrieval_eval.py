@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kmed.eval.dataset import read_cases
+from kmed.eval.stats import p50_p95
 from kmed.paths import PROJECT_ROOT
 
 DEFAULT_DATA = PROJECT_ROOT / "data" / "eval" / "retrieval_dev.jsonl"
@@ -88,8 +89,7 @@ def evaluate(assistant, cases: list[RetrievalCase], modes: dict = MODES, rows: l
             if scores["recall@5"] == 0 and name == "hybrid":
                 misses.append({"id": case.id, "query": case.query, "gold": case.gold, "top": entity_ranking(hits)[:5]})
         metrics = {key: round(statistics.fmean(values), 4) for key, values in totals.items()}
-        metrics["p50_ms"] = round(statistics.median(latencies), 2)
-        metrics["p95_ms"] = round(sorted(latencies)[max(0, int(0.95 * len(latencies)) - 1)], 2)
+        metrics.update(p50_p95(latencies, 2, "_ms"))
         report["modes"][name] = metrics
         if misses:
             report["failures"][name] = misses[:25]

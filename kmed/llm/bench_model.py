@@ -59,13 +59,6 @@ def measure_llamacpp(gguf: Path, prompt_ids: list[int], new_tokens: int, threads
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _is_gemma3(path: Path) -> bool:
-    try:
-        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") == "gemma3_text"
-    except (OSError, ValueError):
-        return False
-
-
 def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_tokens: int = 512, new_tokens: int = 64,
                     repeats: int = 2, peer: str | None = None, threads: int | None = None, log=print,
                     kmed_decoder: bool = True) -> dict:
@@ -73,6 +66,7 @@ def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_to
     one ``kmed ask --model`` uses, as a row ``<variant>+kmed-decode``; the fp32 reference stays transformers'."""
     from kmed.llm.compression.ckpt import dir_bytes
     from kmed.llm.compression.evaluate import measure_in_subprocess
+    from kmed.llm.gemma_native import is_gemma3
     from kmed.llm.models import measure_memory_bandwidth
 
     base = Path(base)
@@ -85,7 +79,7 @@ def run_model_bench(base: str | Path, variants: list[str | Path] = (), prompt_to
             raise ModelLoadError(f"변형 폴더에 config.json 이 없어요: {v}", "kmed compress 의 --out 폴더(또는 그 안의 model/)를 주세요.")
         name = v.parent.name if v.name == "model" else v.name
         paths[name] = v
-        if kmed_decoder and _is_gemma3(v):
+        if kmed_decoder and is_gemma3(v):
             paths[name + KMED_DECODE] = v
     if peer not in (None, "llama.cpp"):
         raise KmedError(f"알 수 없는 비교 대상이에요: {peer!r}", "--peer llama.cpp 만 지원해요.")

@@ -87,14 +87,27 @@ class NativeGemma(nn.Module):
         return self.lm_head.weight_int8.device if hasattr(self.lm_head, "weight_int8") else self.lm_head.weight.device
 
 
-def read_config(folder: Path) -> tuple[SimpleNamespace | None, str | None]:
-    """``config.json`` as attributes, rope parameters in transformers 5's per-layer-type form."""
+def _gemma3_config(folder: Path) -> tuple[dict | None, str | None]:
+    """``config.json`` as read when it names a Gemma 3 text model, else ``(None, why not)``."""
     try:
         raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return None, f"config.json: {exc}"
     if raw.get("model_type") != "gemma3_text":
         return None, f"model_type {raw.get('model_type')!r}"
+    return raw, None
+
+
+def is_gemma3(folder: str | Path) -> bool:
+    """Whether a model folder holds a Gemma 3 text model (its ``config.json`` model_type)."""
+    return _gemma3_config(Path(folder))[0] is not None
+
+
+def read_config(folder: Path) -> tuple[SimpleNamespace | None, str | None]:
+    """``config.json`` as attributes, rope parameters in transformers 5's per-layer-type form."""
+    raw, why_not = _gemma3_config(folder)
+    if raw is None:
+        return None, why_not
     layers = raw["num_hidden_layers"]
     if not raw.get("layer_types"):
         every = raw.get("sliding_window_pattern") or raw.get("_sliding_window_pattern") or 6

@@ -9,16 +9,16 @@ Loads lazily (``warm_up()``, or the first call) and reports time to first token.
 from a Gemma 3 model are decoded by ``kmed.llm.gemma_decode`` (1.6x transformers' ``generate`` on 2
 cores; ``decoder="transformers"`` turns it off). On CPU, a plain or int8 Gemma folder is then read by
 ``kmed.llm.gemma_native`` without building transformers' model at all (load and memory: see
-docs/benchmarks.md). Everything else streams from ``generate`` through ``TextIteratorStreamer``. Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder
-written by ``kmed compress`` (it holds ``kmed_quantization.json``), loaded by
-``kmed.llm.compression.quantize.load_quantized``. Every load failure is a ``ModelLoadError`` in
-Korean that names the fix.
+docs/benchmarks.md). Everything else streams from ``generate`` through ``TextIteratorStreamer``.
+Quantized loads: ``int8``/``nf4`` through bitsandbytes, or a folder written by ``kmed compress`` (it
+holds ``kmed_quantization.json``), loaded by ``kmed.llm.compression.quantize.load_quantized``. Every
+load failure is a ``ModelLoadError`` in Korean that names the fix; ``kmed.llm.hf_source`` checks the
+model folder and loads the tokenizer.
 """
 
 from __future__ import annotations
 
 import importlib
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -26,71 +26,13 @@ from pathlib import Path
 
 from kmed.errors import ModelLoadError
 from kmed.llm.base import GenerationRequest, StreamedGenerator
+from kmed.llm.hf_source import KMED_QUANT_MANIFEST, check_model_source, load_tokenizer
 from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers, filter_stream
 
 QUANTIZE_CHOICES = ("int8", "nf4")
 # "auto": kmed's own greedy decoder for Gemma 3 (kmed.llm.gemma_decode) where the model and the
 # settings allow it, else transformers' generate; "transformers": always generate.
 DECODERS = ("auto", "transformers")
-KMED_QUANT_MANIFEST = "kmed_quantization.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def _has_tokenizer(folder: Path) -> bool:
-    return any((folder / name).is_file() for name in TOKENIZER_FILES)
-
-
-def check_model_source(model: str) -> Path | str:
-    """A local model folder as a Path, or a hub id as str; anything else is a ModelLoadError."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if (path / "config.json").is_file() or (path / KMED_QUANT_MANIFEST).is_file():
-            return path
-        final = path / "model"  # a `kmed compress --out` folder: its final model sits in model/
-        if (final / "config.json").is_file() and (path / "manifest.json").is_file():
-            return final
-        if (path / "adapter_config.json").is_file():
-            raise ModelLoadError(
-                f"'{model}'은(는) 기본 모델이 아니라 LoRA 어댑터 폴더예요.",
-                f"기본 모델과 함께 주세요: --model <기본 모델 경로> --adapter {model}",
-            )
-        raise ModelLoadError(
-            f"'{model}' 폴더에 config.json이 없어서 모델로 읽을 수 없어요.",
-            "save_pretrained()로 저장한 모델 폴더(config.json과 가중치 파일이 있는 곳)를 주세요.",
-        )
-    if path.is_file():
-        hint = " GGUF 파일은 llama.cpp 서버로 띄운 뒤 --model openai:http://127.0.0.1:8080#모델 로 쓰세요." if path.suffix == ".gguf" else ""
-        raise ModelLoadError(f"'{model}'은(는) 파일이에요. 모델 폴더를 주세요.{hint}", "config.json이 있는 폴더 경로를 --model에 주세요.")
-    if _HUB_ID.match(model) and not model.startswith((".", "~")):
-        return model
-    raise ModelLoadError(f"모델 경로 '{model}'을(를) 찾을 수 없어요.", "경로를 확인하거나, 허브 id(예: EleutherAI/polyglot-ko-1.3b)를 주세요.")
-
-
-def load_tokenizer(source: Path | str, adapter: Path | None = None, tokenizer: str | Path | None = None):
-    """The tokenizer for a model: an explicit one, else the adapter's (it matches training), else the model's."""
-    from transformers import AutoTokenizer
-
-    candidates = [Path(tokenizer)] if tokenizer else []
-    if adapter is not None and _has_tokenizer(Path(adapter)):
-        candidates.append(Path(adapter))
-    candidates.append(source)
-    for candidate in candidates:
-        if isinstance(candidate, Path) and not _has_tokenizer(candidate):
-            continue  # transformers v5 would silently build an empty tokenizer here
-        try:
-            loaded = AutoTokenizer.from_pretrained(str(candidate))
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"토크나이저를 읽지 못했어요 ({candidate}): {exc}", "tokenizer.json이 있는 폴더를 --tokenizer로 주세요.") from exc
-        if loaded.pad_token_id is None:
-            loaded.pad_token = loaded.eos_token
-        return loaded
-    raise ModelLoadError(
-        f"'{source}'에 토크나이저 파일(tokenizer.json 등)이 없어요.",
-        "기본 모델의 토크나이저를 같은 폴더에 저장하세요: AutoTokenizer.from_pretrained(<원래 모델>).save_pretrained(<폴더>)",
-    )
-
-
 def _transformers_version() -> str:
     import transformers
 
@@ -135,7 +77,8 @@ class HFGenerator(StreamedGenerator):
         **generation_kwargs,
     ):
         if quantize is not None and quantize not in QUANTIZE_CHOICES:
-            raise ModelLoadError(f"양자화 방식 '{quantize}'은(는) 지원하지 않아요.", f"--quantize는 {' 또는 '.join(QUANTIZE_CHOICES)}만 쓸 수 있어요.")
+            raise ModelLoadError(f"양자화 방식 '{quantize}'은(는) 지원하지 않아요.",
+                                 f"--quantize는 {' 또는 '.join(QUANTIZE_CHOICES)}만 쓸 수 있어요.")
         self.source = check_model_source(str(model))
         self.adapter = Path(adapter).expanduser() if adapter else None
         if self.adapter is not None and not (self.adapter / "adapter_config.json").is_file():
@@ -153,9 +96,11 @@ class HFGenerator(StreamedGenerator):
         self.stream_timeout_s = stream_timeout_s
         self.generation_kwargs = generation_kwargs
         if decoder not in DECODERS:
-            raise ModelLoadError(f"알 수 없는 디코더예요: {decoder!r}", f"{' 또는 '.join(DECODERS)} 중에서 고르세요.")
+            raise ModelLoadError(f"알 수 없는 디코더예요: {decoder!r}",
+                                 f"{' 또는 '.join(DECODERS)} 중에서 고르세요.")
         self.decoder = decoder
         self._fast = None  # a GemmaDecoder when the model allows it (warm_up)
+        self._eos_ids: set[int] | None = None  # the ids that end an answer on the kmed decoder (_stop_ids)
         self.model = None
         self.tokenizer = None
         self._lock = threading.Lock()
@@ -168,8 +113,8 @@ class HFGenerator(StreamedGenerator):
         import torch
 
         self.device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if self._greedy_kmed() and self.device == "cpu" and not self.adapter and not self.quantize and not self.dtype \
-                and isinstance(self.source, Path):
+        plain = not self.adapter and not self.quantize and not self.dtype
+        if self._greedy_kmed() and self.device == "cpu" and plain and isinstance(self.source, Path):
             from kmed.llm.gemma_decode import GemmaDecoder
             from kmed.llm.gemma_native import load_native
 
@@ -180,7 +125,8 @@ class HFGenerator(StreamedGenerator):
                 return
         if isinstance(self.source, Path) and (self.source / KMED_QUANT_MANIFEST).is_file():
             model, tokenizer = self._load_kmed_quantized()
-            self.tokenizer = tokenizer if tokenizer is not None and not self.tokenizer_source else self._load_tokenizer()
+            own = tokenizer is not None and not self.tokenizer_source
+            self.tokenizer = tokenizer if own else self._load_tokenizer()
         else:
             self.tokenizer = self._load_tokenizer()
             model = self._load_transformers_model()
@@ -212,7 +158,9 @@ class HFGenerator(StreamedGenerator):
                     f"모델 '{self.source}'의 구조를 이 transformers({_transformers_version()})가 모르는 구조예요.",
                     "pip install -U transformers 로 올리거나, GPT-NeoX(Polyglot-Ko, KULLM)·LLaMA 계열 모델을 쓰세요.",
                 ) from exc
-            raise ModelLoadError(f"모델 '{self.source}'의 설정을 읽지 못했어요: {str(exc).splitlines()[0]}", "config.json을 확인하세요.") from exc
+            raise ModelLoadError(
+                f"모델 '{self.source}'의 설정을 읽지 못했어요: {str(exc).splitlines()[0]}", "config.json을 확인하세요."
+            ) from exc
         except OSError as exc:
             raise ModelLoadError(
                 f"모델 '{self.source}'의 설정을 읽지 못했어요: {str(exc).splitlines()[0]}",
@@ -237,7 +185,10 @@ class HFGenerator(StreamedGenerator):
         try:
             model = AutoModelForCausalLM.from_pretrained(str(self.source), **kwargs)
         except (OSError, ValueError, ImportError) as exc:
-            raise ModelLoadError(f"모델 가중치를 읽지 못했어요 ({self.source}): {str(exc).splitlines()[0]}", "폴더에 model.safetensors(또는 pytorch_model.bin)가 있는지 확인하세요.") from exc
+            raise ModelLoadError(
+                f"모델 가중치를 읽지 못했어요 ({self.source}): {str(exc).splitlines()[0]}",
+                "폴더에 model.safetensors(또는 pytorch_model.bin)가 있는지 확인하세요.",
+            ) from exc
         if not self.quantize:
             model.to(self.device)
         return model
@@ -249,7 +200,9 @@ class HFGenerator(StreamedGenerator):
         try:
             importlib.import_module("bitsandbytes")
         except ImportError as exc:
-            raise ModelLoadError(f"--quantize {self.quantize}에는 bitsandbytes가 필요해요.", "pip install 'kmed[quant]'") from exc
+            raise ModelLoadError(
+                f"--quantize {self.quantize}에는 bitsandbytes가 필요해요.", "pip install 'kmed[quant]'"
+            ) from exc
         if self.device == "cuda":
             try:
                 importlib.import_module("accelerate")
@@ -258,7 +211,8 @@ class HFGenerator(StreamedGenerator):
         if self.quantize == "int8":
             return BitsAndBytesConfig(load_in_8bit=True)
         compute = torch.bfloat16 if self.device == "cuda" else torch.float32
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_compute_dtype=compute)
 
     def _load_kmed_quantized(self):
         try:
@@ -302,20 +256,18 @@ class HFGenerator(StreamedGenerator):
         self.warm_up()
         start = time.perf_counter()
         prompt = build_prompt(request, self.tokenizer, self._prompt_budget(request))
-        encoded = self.tokenizer(prompt.text, return_tensors="pt", add_special_tokens=not prompt.chat_template)
-        encoded = {k: v.to(self.model.device) for k, v in encoded.items() if k in ("input_ids", "attention_mask")}
+        encoded = self.tokenizer(prompt.text, return_tensors="pt",
+                                 add_special_tokens=not prompt.chat_template)
+        encoded = {k: v.to(self.model.device) for k, v in encoded.items()
+                   if k in ("input_ids", "attention_mask")}
         prompt_len = encoded["input_ids"].shape[1]
         timing: dict = {}
         if self._fast is not None:
             from kmed.llm.gemma_decode import stream_text
 
-            eos = getattr(self.model, "eos_token_ids", None)  # the native load reads them from the folder
-            if eos is None:
-                eos = self.model.generation_config.eos_token_id
-                eos = {eos} if isinstance(eos, int) else set(eos or ())
-            eos |= {self.tokenizer.eos_token_id} - {None}
-            pieces = stream_text(self._fast, self.tokenizer, encoded["input_ids"][0].tolist(), request.max_new_tokens,
-                                 eos, self.repetition_penalty, timing)
+            prompt_ids = encoded["input_ids"][0].tolist()
+            pieces = stream_text(self._fast, self.tokenizer, prompt_ids, request.max_new_tokens,
+                                 self._stop_ids(), self.repetition_penalty, timing)
         else:
             pieces = self._transformers_pieces(encoded, request, prompt, timing)
         emitted: list[str] = []
@@ -345,17 +297,30 @@ class HFGenerator(StreamedGenerator):
             },
         )
 
-    def _transformers_pieces(self, encoded: dict, request: GenerationRequest, prompt, timing: dict) -> Iterator[str]:
+    def _stop_ids(self) -> set[int]:
+        """The model's end-of-answer ids and the tokenizer's, read once into a set of our own."""
+        if self._eos_ids is None:
+            eos = getattr(self.model, "eos_token_ids", None)  # the native load reads them from the folder
+            if eos is None:
+                eos = self.model.generation_config.eos_token_id
+            ids = {eos} if isinstance(eos, int) else set(eos or ())  # a copy: the model's set stays as it is
+            self._eos_ids = ids | ({self.tokenizer.eos_token_id} - {None})
+        return self._eos_ids
+
+    def _transformers_pieces(self, encoded: dict, request: GenerationRequest, prompt,
+                             timing: dict) -> Iterator[str]:
         """Text pieces from ``generate`` running in a thread; closing the iterator cancels it."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
 
-        streamer = _TimedStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=self.stream_timeout_s)
+        streamer = _TimedStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True,
+                                  timeout=self.stream_timeout_s)
         cancel = threading.Event()
 
         class Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+                stop = cancel.is_set()
+                return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
 
         kwargs = dict(
             **encoded,

@@ -140,6 +140,20 @@ def test_gemma_answers_come_from_kmed_decoder_and_equal_generate(tiny_paths):
         HFGenerator(tiny_paths["gemma3_text"], decoder="fast")
 
 
+def test_kmed_decoder_stop_ids_leave_the_models_own_set_alone(tiny_paths):
+    """The stop ids are read once into a new set; the native model's ``eos_token_ids`` is never added to."""
+    from kmed.llm.hf import HFGenerator
+
+    generator = HFGenerator(tiny_paths["gemma3_text"])
+    generator.warm_up()
+    generator.model.eos_token_ids = own = {987654}
+    generator.generate(request(max_new_tokens=2))
+    stop = generator._stop_ids()
+    assert own == {987654} and stop is not own and stop == own | {generator.tokenizer.eos_token_id} - {None}
+    generator.generate(request(max_new_tokens=2))
+    assert generator._stop_ids() is stop
+
+
 def _forcing(tokenizer, prompt_len_holder, answer: str):
     """A ``prefix_allowed_tokens_fn`` that makes any model write ``answer`` then stop."""
     target = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]

@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from kmed.data.aihub.choices import answer_label, split_circled, strip_label
 from kmed.data.aihub.loading import FileContext, FormatError, Loader, register_loader
-from kmed.data.aihub.records import QA, Provenance, Record, make_uid
+from kmed.data.aihub.records import QA, Record
 from kmed.data.aihub.report import Report
-from kmed.data.aihub.school import (
-    block_text,
-    grade_label,
-    looks_like_school,
-    native_id,
-    read_blocks,
-    school_info,
-)
+from kmed.data.aihub.school import block_text, looks_like_school, read_blocks, record_fields, school_info
 
 DATASET = "korean_passage"
 
@@ -53,13 +46,9 @@ class KoreanPassageLoader(Loader):
         if not (label and len(options) >= 2):
             report.skip("mcq_unparsed", ctx.path, info["name"])
             options, label = {}, ""
-        native = native_id(info, ctx)
         return [
             QA(
-                uid=make_uid(DATASET, "qa", native),
-                prov=Provenance(DATASET, ctx.aihub_split, ctx.path, native),
-                domain=grade_label(info),
-                meta={k: v for k, v in info.items() if v},
+                **record_fields(DATASET, "qa", info, ctx),
                 question=stem,
                 answer=strip_label(correct),
                 q_type="passage_mcq" if label else "passage_short",

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from kmed.data.aihub.choices import CIRCLED, answer_label, split_circled, strip_label
 from kmed.data.aihub.loading import FileContext, FormatError, Loader, register_loader
-from kmed.data.aihub.records import Exercise, Provenance, Record, make_uid
+from kmed.data.aihub.records import Exercise, Record
 from kmed.data.aihub.report import Report
 from kmed.data.aihub.school import (
     block_text,
     grade_label,
     looks_like_school,
-    native_id,
     read_blocks,
+    record_fields,
     school_info,
 )
 
@@ -53,13 +53,9 @@ class MathSolutionLoader(Loader):
         options = split_circled(block_text(blocks, "오답") + "\n" + correct) if choice else {}
         label = answer_label(correct, options) if options else ""
         answer = f"{label}) {options[label]}" if label and options.get(label) else strip_label(correct)
-        native = native_id(info, ctx)
         return [
             Exercise(
-                uid=make_uid(DATASET, "ex", native),
-                prov=Provenance(DATASET, ctx.aihub_split, ctx.path, native),
-                domain=grade_label(info),
-                meta={k: v for k, v in info.items() if v},
+                **record_fields(DATASET, "ex", info, ctx),
                 subject="수학",
                 problem=problem,
                 options=options if len(options) >= 2 else {},

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from kmed.data.aihub.loading import FileContext, FormatError
+from kmed.data.aihub.records import Provenance, make_uid
 from kmed.data.aihub.text import clean_text
 
 _VARIANT = re.compile(r"\(\s*(텍스트|이미지)\s*\)")
@@ -85,6 +86,17 @@ def native_id(info: dict[str, str], ctx: FileContext) -> str:
 
 def grade_label(info: dict[str, str]) -> str:
     return " ".join(x for x in (info["school"], info["grade"]) if x)
+
+
+def record_fields(dataset: str, kind: str, info: dict[str, str], ctx: FileContext) -> dict:
+    """The fields every school record shares: uid, provenance, domain (school and grade) and meta."""
+    native = native_id(info, ctx)
+    return {
+        "uid": make_uid(dataset, kind, native),
+        "prov": Provenance(dataset, ctx.aihub_split, ctx.path, native),
+        "domain": grade_label(info),
+        "meta": {k: v for k, v in info.items() if v},
+    }
 
 
 def looks_like_school(obj: dict) -> bool:

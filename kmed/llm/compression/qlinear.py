@@ -104,12 +104,38 @@ def quantize_int8_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 class _Packed(nn.Module):
-    """Shared plumbing: packing, dropping the portable buffers, and a clear error on re-saving."""
+    """Shared plumbing: packing, dropping the portable buffers, and a clear error on re-saving.
+
+    A module with a kernel layout names its ``portable`` buffers and builds the layout in ``_pack``;
+    one whose kernel reads the plain layout names none, and ``pack`` leaves it as it is.
+    """
 
     portable: tuple[str, ...] = ()
+    _packed: object = None
 
     def pack(self, drop_portable: bool = False) -> None:
+        if not self.portable:
+            return
+        self._packed = self._pack()
+        if drop_portable:
+            self._drop()
+
+    def _pack(self) -> object:
         raise NotImplementedError
+
+    def _kernel(self) -> object:
+        """The packed layout, built on first use when the portable buffers were loaded unpacked."""
+        if self._packed is None:
+            self.pack()
+        return self._packed
+
+    def _rows(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """A linear's input as contiguous [tokens, in_features] rows of ``dtype``."""
+        return x.reshape(-1, self.in_features).to(dtype).contiguous()
+
+    def _unrows(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Rows back to the input's leading shape, ``out_features`` wide."""
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def _drop(self) -> None:
         for name in self.portable:
@@ -136,7 +162,6 @@ class Int4WeightOnlyLinear(_Packed):
             "scales_zeros", torch.empty(in_features // group_size, out_features, 2, dtype=torch.bfloat16, device=device)
         )
         self.register_buffer("bias", torch.empty(out_features, dtype=torch.bfloat16, device=device) if bias else None)
-        self._packed: torch.Tensor | None = None
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, group_size: int) -> Int4WeightOnlyLinear:
@@ -146,105 +171,87 @@ class Int4WeightOnlyLinear(_Packed):
             m.bias = linear.bias.detach().to(torch.bfloat16).clone()
         return m
 
-    def pack(self, drop_portable: bool = False) -> None:
-        self._packed = pack_int4_for_cpu(self.qweight)
-        if drop_portable:
-            self._drop()
+    def _pack(self) -> torch.Tensor:
+        return pack_int4_for_cpu(self.qweight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._packed is None:
-            self.pack()
-        shape = x.shape
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
+        packed = self._kernel()
+        x2 = self._rows(x, torch.bfloat16)
         y = None
         if x2.shape[0] >= prefill.MIN_TOKENS:  # a prompt: compute-bound, so expand to bf16 and use the bf16 GEMM
             scales, offsets = prefill.split_scales(self.scales_zeros)
-            wt = prefill.dequantize_packed_t(self._packed, scales, offsets, self.in_features, self.group_size)
+            wt = prefill.dequantize_packed_t(packed, scales, offsets, self.in_features, self.group_size)
             y = None if wt is None else x2 @ wt
         if y is None:  # decoding (memory-bound): the int4 kernel reads 4 bits per weight
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, self._packed, self.group_size, self.scales_zeros)
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x2, packed, self.group_size, self.scales_zeros)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(*shape[:-1], self.out_features)
+        return self._unrows(y, x)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, group_size={self.group_size}"
 
 
-class Int8WeightOnlyLinear(_Packed):
+class _Int8RowsLinear(_Packed):
+    """int8 [out, in] weights with one scale per row; the scales and the bias are ``scale_dtype``."""
+
+    scale_dtype: torch.dtype
+
     def __init__(self, in_features: int, out_features: int, bias: bool, device=None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        dtype = self.scale_dtype
         self.register_buffer("weight_int8", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
-        self.register_buffer("weight_scale", torch.empty(out_features, dtype=torch.bfloat16, device=device))
-        self.register_buffer("bias", torch.empty(out_features, dtype=torch.bfloat16, device=device) if bias else None)
+        self.register_buffer("weight_scale", torch.empty(out_features, dtype=dtype, device=device))
+        self.register_buffer("bias", torch.empty(out_features, dtype=dtype, device=device) if bias else None)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear) -> Int8WeightOnlyLinear:
+    def from_linear(cls, linear: nn.Linear) -> _Int8RowsLinear:
         m = cls(linear.in_features, linear.out_features, linear.bias is not None)
         q, scale = quantize_int8_rows(linear.weight)
-        m.weight_int8, m.weight_scale = q, scale.to(torch.bfloat16)
+        m.weight_int8, m.weight_scale = q, scale.to(cls.scale_dtype)
         if linear.bias is not None:
-            m.bias = linear.bias.detach().to(torch.bfloat16).clone()
+            m.bias = linear.bias.detach().to(cls.scale_dtype).clone()
         return m
 
-    def pack(self, drop_portable: bool = False) -> None:  # the kernel reads the plain layout
-        return None
+
+class Int8WeightOnlyLinear(_Int8RowsLinear):
+    scale_dtype = torch.bfloat16
 
     # From this many rows (a prompt), expanding the weight to bf16 and running the bf16 GEMM beats
     # the int8 kernel: 8.5 ms against 18 ms for 512 × 640 → 2048 on one core (avx512_bf16).
     PROMPT_ROWS = 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x2 = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
+        x2 = self._rows(x, torch.bfloat16)
         if x2.shape[0] >= self.PROMPT_ROWS:
             y = F.linear(x2, self.weight_int8.to(torch.bfloat16) * self.weight_scale[:, None])
         else:
             y = torch.ops.aten._weight_int8pack_mm(x2, self.weight_int8, self.weight_scale)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(*shape[:-1], self.out_features)
+        return self._unrows(y, x)
 
 
-class Int8DynamicLinear(_Packed):
+class Int8DynamicLinear(_Int8RowsLinear):
     portable = ("weight_int8",)
+    scale_dtype = torch.float32
 
     def __init__(self, in_features: int, out_features: int, bias: bool, device=None):
-        super().__init__()
-        self.in_features, self.out_features = in_features, out_features
-        self.register_buffer("weight_int8", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
-        self.register_buffer("weight_scale", torch.empty(out_features, dtype=torch.float32, device=device))
-        self.register_buffer("bias", torch.empty(out_features, dtype=torch.float32, device=device) if bias else None)
-        self._packed = None
+        super().__init__(in_features, out_features, bias, device)
         self.reduce_range = not cpu_has_vnni()
 
-    @classmethod
-    def from_linear(cls, linear: nn.Linear) -> Int8DynamicLinear:
-        m = cls(linear.in_features, linear.out_features, linear.bias is not None)
-        m.weight_int8, m.weight_scale = quantize_int8_rows(linear.weight)
-        if linear.bias is not None:
-            m.bias = linear.bias.detach().float().clone()
-        return m
-
-    def pack(self, drop_portable: bool = False) -> None:
+    def _pack(self) -> object:
         with warnings.catch_warnings():  # torch marks quantized tensors deprecated; fbgemm still needs one
             warnings.simplefilter("ignore")
             zeros = torch.zeros(self.out_features, dtype=torch.long)
             qweight = torch._make_per_channel_quantized_tensor(self.weight_int8, self.weight_scale.double(), zeros, 0)
             bias = None if self.bias is None else self.bias.float()
-            self._packed = torch.ops.quantized.linear_prepack(qweight, bias)
-        if drop_portable:
-            self._drop()
+            return torch.ops.quantized.linear_prepack(qweight, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._packed is None:
-            self.pack()
-        shape = x.shape
-        y = torch.ops.quantized.linear_dynamic(
-            x.reshape(-1, self.in_features).float().contiguous(), self._packed, self.reduce_range
-        )
-        return y.reshape(*shape[:-1], self.out_features).to(x.dtype)
+        y = torch.ops.quantized.linear_dynamic(self._rows(x, torch.float32), self._kernel(), self.reduce_range)
+        return self._unrows(y, x).to(x.dtype)
 
 
 class Int8Embedding(_Packed):
@@ -266,9 +273,6 @@ class Int8Embedding(_Packed):
         m.weight_int8, m.weight_scale = q, scale.to(emb.weight.dtype)
         return m
 
-    def pack(self, drop_portable: bool = False) -> None:
-        return None
-
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         rows = F.embedding(ids, self.weight_int8).to(self.weight_scale.dtype)
         rows = rows * self.weight_scale[ids].unsqueeze(-1)
@@ -277,9 +281,5 @@ class Int8Embedding(_Packed):
         return rows
 
 
-QUANT_MODULES: dict[str, type[_Packed]] = {
-    "int4_wo": Int4WeightOnlyLinear,
-    "int8_wo": Int8WeightOnlyLinear,
-    "int8_dyn": Int8DynamicLinear,
-    "int8_embedding": Int8Embedding,
-}
+QUANT_MODULES: dict[str, type[_Packed]] = {"int4_wo": Int4WeightOnlyLinear, "int8_wo": Int8WeightOnlyLinear,
+                                           "int8_dyn": Int8DynamicLinear, "int8_embedding": Int8Embedding}

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 -m kmed.cli.main train lora --base … --out …     # same code, DDP
 
 Steps: processes → data (KB-generated grounded QA, or ``--data`` JSONL) → base model + peft LoRA
-→ optimizer and schedule → resume → loop (loss on answer tokens only) → adapter + manifest.
+→ optimizer and schedule → resume → loop (loss on answer tokens only) → adapter + manifest. The
+settings (``TrainLoraConfig``, ``load_train_config``) are in ``kmed.llm.training.lora_config``.
 
 Nothing half-written ever looks finished: checkpoints and the final adapter are written into
 ``<out>.partial/`` and renamed into place; ``<out>`` appears only when the run completed.
@@ -21,88 +22,26 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-
-import yaml
 
 from kmed.artifacts import swap_in
 from kmed.errors import ConfigError, require_extra
 from kmed.llm.training import data as D
 from kmed.llm.training.checkpoint import latest_checkpoint, restore_checkpoint, save_checkpoint
+from kmed.llm.training.lora_config import DEFAULT_CONFIG, TrainLoraConfig, load_train_config
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train_lora.yaml"
+# The settings live in lora_config; they stay importable from here.
+__all__ = ["DEFAULT_CONFIG", "MANIFEST", "TARGET_MODULES", "Dist", "TrainLoraConfig", "add_lora", "eval_loss",
+           "load_base_model", "load_records", "load_train_config", "lr_at", "setup_processes", "train_lora"]
+
 MANIFEST = "kmed_adapter.json"
 TARGET_MODULES = {
     "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
     "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     "gemma3_text": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 }
-
-
-
-@dataclass
-class TrainLoraConfig:
-    base: str = ""  # base model folder or hub id
-    out: str = ""  # adapter folder to create
-    data: str | None = None  # grounded-QA JSONL; None: generated from the KB
-    max_steps: int = 200
-    batch_size: int = 4
-    grad_accum: int = 4
-    lr: float = 2e-4
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    target_modules: list[str] | None = None  # None: TARGET_MODULES for the base's architecture
-    max_seq_len: int = 1024
-    distractors: int = 3
-    unanswerable_every: int = 10
-    eval_fraction: float = 0.05
-    eval_batches: int = 20
-    dtype: str = "auto"  # auto: bfloat16 on a GPU that has it, else float32
-    quantize: str | None = None  # "nf4": QLoRA, base weights in 4 bits
-    gradient_checkpointing: bool = False
-    seed: int = 42
-    save_every: int = 50
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool = True
-    extra: dict = field(default_factory=dict)  # free-form notes copied into the manifest
-
-    def __post_init__(self) -> None:
-        positive = ("max_steps", "batch_size", "grad_accum", "lora_r", "lora_alpha", "max_seq_len", "save_every", "log_every")
-        bad = [k for k in positive if getattr(self, k) <= 0]
-        if bad:
-            raise ConfigError(f"학습 설정 {bad} 값은 0보다 커야 해요.")
-        if not 0 <= self.lora_dropout < 1 or not 0 <= self.eval_fraction < 1:
-            raise ConfigError("lora_dropout과 eval_fraction은 0 이상 1 미만이어야 해요.")
-        if self.quantize not in (None, "nf4"):
-            raise ConfigError(f"quantize '{self.quantize}'은(는) 학습에 쓸 수 없어요.", "quantize: nf4 (QLoRA) 또는 null")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ConfigError(f"dtype '{self.dtype}'을(를) 모르겠어요.", "auto, float32, bfloat16, float16 중 하나로 써 주세요.")
-
-
-def load_train_config(path: str | Path | None = None, **overrides) -> TrainLoraConfig:
-    """YAML values, then non-None ``overrides`` (the CLI flags). Unknown keys are errors."""
-    path = Path(path) if path else DEFAULT_CONFIG
-    if not path.is_file():
-        raise ConfigError(f"학습 설정 파일 '{path}'이(가) 없어요.", f"--config를 빼면 {DEFAULT_CONFIG.name}을(를) 써요.")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    known = {f.name for f in dataclasses.fields(TrainLoraConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ConfigError(f"{path}: 알 수 없는 설정 {unknown}", f"쓸 수 있는 설정: {sorted(known)}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    config = TrainLoraConfig(**raw)
-    if not config.base or not config.out:
-        raise ConfigError("--base(기본 모델)와 --out(어댑터 폴더)이 필요해요.", "예: kmed train lora --base models/polyglot-ko-1.3b --out models/kmed-lora")
-    return config
 
 
 # ---- 1. processes ------------------------------------------------------------------------------
