@@ -6,6 +6,7 @@
 
     write_jsonl(Path("kg_edges/dur.jsonl"), edges)     # one file: a temp sibling renamed over it
     rows = read_jsonl(path, parse, '{"text": …}')       # every bad line named with its file and number
+    data = read_yaml_config(None, Path("configs/retrieval.yaml"))  # {} when the default is absent
 
 A failed build leaves the previous folder or file untouched; a reader never sees half of one.
 """
@@ -22,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO, TypeVar
 
-from kmed.errors import KmedError
+from kmed.errors import ConfigError, KmedError
 
 MANIFEST = "manifest.json"
 T = TypeVar("T")
@@ -117,3 +118,25 @@ def read_jsonl(path: str | Path, parse: Callable[[dict], T], shape: str,
         except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
             raise KmedError(f"{path}:{n}번째 줄이 형식에 맞지 않아요 ({exc}).", f"각 줄은 {shape} 형식의 JSON이어야 해요.") from exc
     return rows
+
+
+def read_yaml_config(path: str | Path | None, default: Path) -> dict:
+    """The mapping in a YAML config: ``path``, else ``default``; ``{}`` when the default file is absent.
+
+    A missing explicit file, bad YAML or a top level that is not ``key: value`` is a ``ConfigError``
+    that names the fix.
+    """
+    import yaml
+
+    path = Path(path) if path else default
+    if not path.exists():
+        if path == default:
+            return {}
+        raise ConfigError(f"설정 파일 '{path}'이(가) 없어요.", "경로를 확인하거나 --config 없이 실행하세요.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"설정 파일 '{path}'을(를) 읽을 수 없어요: {exc}", "YAML 문법을 고치세요.") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"설정 파일 '{path}'의 맨 위가 '키: 값' 형태가 아니에요.", "configs/ 의 예시처럼 고치세요.")
+    return data

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
+from kmed.artifacts import read_yaml_config
 from kmed.errors import ConfigError
 from kmed.paths import default_retrieval_config
 
@@ -31,16 +30,8 @@ class RetrievalConfig:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> RetrievalConfig:
-        path = Path(path) if path else DEFAULT_CONFIG
-        if not path.exists():
-            if path == DEFAULT_CONFIG:
-                return cls()
-            raise ConfigError(f"설정 파일 '{path}'이(가) 없어요.", "경로를 확인하거나 --config 없이 실행하세요.")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"설정 파일 '{path}'을(를) 읽을 수 없어요: {exc}", "YAML 문법을 고치세요.") from exc
-        return cls.from_dict(data, str(path))
+        data = read_yaml_config(path, DEFAULT_CONFIG)
+        return cls.from_dict(data, str(path or DEFAULT_CONFIG))
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> RetrievalConfig:

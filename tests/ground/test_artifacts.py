@@ -83,3 +83,25 @@ def test_read_jsonl_parses_each_line_and_names_a_bad_one(tmp_path):
     with pytest.raises(KmedError, match="파일이 없어요") as missing:
         read_jsonl(tmp_path / "nope.jsonl", dict, "{}", "kmed train make-sft 로 만드세요.")
     assert "make-sft" in missing.value.fix
+
+
+def test_read_yaml_config_defaults_errors_and_mapping(tmp_path):
+    import pytest
+
+    from kmed.artifacts import read_yaml_config
+    from kmed.errors import ConfigError
+
+    default = tmp_path / "default.yaml"
+    assert read_yaml_config(None, default) == {}  # no file at the default: built-in defaults
+    default.write_text("a: 1\n", encoding="utf-8")
+    assert read_yaml_config(None, default) == {"a": 1}
+    with pytest.raises(ConfigError, match="없어요"):
+        read_yaml_config(tmp_path / "missing.yaml", default)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1,\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="읽을 수 없어요"):
+        read_yaml_config(bad, default)
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="키: 값"):
+        read_yaml_config(listed, default)

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kmed.artifacts import read_yaml_config
 from kmed.data.aihub.records import DATASETS
 from kmed.data.aihub.split import AIHUB_VALIDATION_MODES
 from kmed.errors import ConfigError
@@ -166,16 +165,7 @@ class PipelineConfig:
     @classmethod
     def load(cls, path: Path | None = None) -> PipelineConfig:
         """Read ``path``, else ``configs/data_mix.yaml`` when present, else the defaults."""
-        path = Path(path) if path else DEFAULT_CONFIG_PATH
-        if not path.exists():
-            if path == DEFAULT_CONFIG_PATH:
-                return cls()
-            raise ConfigError(f"data config not found: {path}", "pass an existing file to --config")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml_config(path, DEFAULT_CONFIG_PATH))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
