@@ -239,7 +239,7 @@ def train_lora(config: TrainLoraConfig, tracker=None) -> dict:
     for _ in range(state["step"] * config.grad_accum):  # skip what the resumed run already saw
         next(batches)
     bar = tqdm(total=config.max_steps, initial=state["step"], disable=not (dist.main and config.progress), desc="LoRA")
-    tick = time.time()
+    tick, tokens_at_tick = time.time(), state["tokens"]  # speed counts this process's tokens only (resume)
     while state["step"] < config.max_steps:
         optimizer.zero_grad(set_to_none=True)
         step_loss = 0.0
@@ -262,7 +262,7 @@ def train_lora(config: TrainLoraConfig, tracker=None) -> dict:
         bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if dist.main and (state["step"] % config.log_every == 0 or state["step"] == config.max_steps):
             entry = {"step": state["step"], "loss": step_loss, "lr": scheduler.get_last_lr()[0],
-                     "tokens_per_s": state["tokens"] / max(1e-9, time.time() - tick)}
+                     "tokens_per_s": (state["tokens"] - tokens_at_tick) / max(1e-9, time.time() - tick)}
             _log(work, entry)
             if tracker is not None:
                 tracker.log_metrics({"train/loss": step_loss, "train/lr": entry["lr"],
