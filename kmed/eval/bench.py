@@ -79,7 +79,9 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
     Every turn is streamed: ``turn`` is its whole time; with a model, ``ttft_s`` is the time to the
     first streamed text and ``answer_s`` the time to the complete reply (p50, p95), over the turns
     that reached the generator (a refusal or an emergency reply never does); ``max_generated``
-    stops after that many of them.
+    stops after that many of them. ``answer_tokens`` is how many tokens each answer generated, and
+    ``answer_120_s`` each answer's time scaled to 120 generated tokens (first token, then its own
+    decoding rate), the length the response-time goal names.
     """
     code = ("import time; t=time.perf_counter(); from kmed import Assistant; from kmed.llm.factory import load_generator; "
             f"Assistant.load(auto_build=False, generator=load_generator({model!r})); print(time.perf_counter()-t)")
@@ -92,7 +94,7 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
     from kmed.llm.factory import load_generator
 
     assistant = Assistant.load(generator=load_generator(model))
-    times, ttft, answer = [], [], []
+    times, ttft, answer, tokens, answer_120 = [], [], [], [], []
     for conversation in turns:
         if max_generated is not None and len(ttft) >= max_generated:
             break
@@ -108,12 +110,20 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
             if first is not None:
                 ttft.append(first)
                 answer.append(total)
+                result = getattr(assistant.generator, "last_result", None)
+                new_tokens = getattr(result, "new_tokens", 0) or 0
+                if new_tokens > 1:
+                    tokens.append(new_tokens)
+                    answer_120.append(first + (total - first) * (120 - 1) / (new_tokens - 1))
     report = {"machine": machine(), "model": model or "extractive",
               "load_seconds": {"runs": [round(x, 2) for x in loads], "median": round(statistics.median(loads), 2) if loads else None},
               "turn": percentiles(times)}
     if model:
         report["ttft_s"] = seconds_summary(ttft)
         report["answer_s"] = seconds_summary(answer)
+        if tokens:
+            report["answer_tokens"] = {**p50_p95(tokens, 0), "n": len(tokens)}
+            report["answer_120_s"] = seconds_summary(answer_120)
     return report
 
 

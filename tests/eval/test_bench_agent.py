@@ -24,6 +24,9 @@ def test_a_model_run_reports_ttft_and_answer_time(tiny_model):
     assert report["load_seconds"]["runs"] and report["load_seconds"]["median"] > 0
     assert 1 <= report["ttft_s"]["n"] <= 3  # an emergency reply never reaches the generator
     assert 0 < report["ttft_s"]["p50"] <= report["answer_s"]["p50"]
+    # Each answer's length, and its time scaled to the 120 tokens the response-time goal names.
+    assert report["answer_tokens"]["n"] == report["ttft_s"]["n"] and report["answer_tokens"]["p50"] > 1
+    assert report["answer_120_s"]["p50"] >= report["ttft_s"]["p50"]
 
 
 def test_the_default_composer_has_no_generation_timings():
