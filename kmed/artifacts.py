@@ -120,6 +120,30 @@ def read_jsonl(path: str | Path, parse: Callable[[dict], T], shape: str,
     return rows
 
 
+def read_jsonl_lines(path: str | Path, parse: Callable[[dict, int], T]) -> tuple[list[T], list[str]]:
+    """Every non-empty line of ``path`` parsed by ``parse(row, line_no)``, and one ``"path:line: why"``
+    for each line that is not JSON or that ``parse`` rejects with a ``ValueError``, so a file's every
+    bad line can be reported at once (``line_errors``)."""
+    rows, errors = [], []
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(parse(json.loads(line), line_no))
+            except json.JSONDecodeError as exc:
+                errors.append(f"{path}:{line_no}: JSON이 아니에요 ({exc.msg})")
+            except ValueError as exc:
+                errors.append(f"{path}:{line_no}: {exc}")
+    return rows, errors
+
+
+def line_errors(errors: list[str], shown: int = 10) -> str:
+    """The first ``shown`` bad-line messages, one a line, and how many more there are."""
+    more = f"\n… 외 {len(errors) - shown}개" if len(errors) > shown else ""
+    return "\n".join(errors[:shown]) + more
+
+
 def read_yaml_config(path: str | Path | None, default: Path) -> dict:
     """The mapping in a YAML config: ``path``, else ``default``; ``{}`` when the default file is absent.
 

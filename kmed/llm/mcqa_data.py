@@ -10,12 +10,12 @@ the repository. Scoring is in kmed/llm/mcqa.py.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kmed.artifacts import line_errors, read_jsonl_lines
 from kmed.errors import ConfigError
 from kmed.paths import PROJECT_ROOT
 
@@ -99,20 +99,9 @@ def parse_item(row: object, line_no: int) -> McqaItem:
 
 
 def _read(path: Path) -> list[McqaItem]:
-    items, errors = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(parse_item(json.loads(line), line_no))
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{line_no}: JSON 이 아니에요 ({exc.msg})")
-            except ValueError as exc:
-                errors.append(f"{path}:{line_no}: {exc}")
+    items, errors = read_jsonl_lines(path, parse_item)
     if errors:
-        shown = "\n".join(errors[:10]) + (f"\n… 외 {len(errors) - 10}개" if len(errors) > 10 else "")
-        raise ConfigError(f"KorMedMCQA 파일에 잘못된 줄이 {len(errors)}개 있어요:\n{shown}",
+        raise ConfigError(f"KorMedMCQA 파일에 잘못된 줄이 {len(errors)}개 있어요:\n{line_errors(errors)}",
                           "줄마다 id, subject, question, A–E, answer 키가 있는 JSON 객체여야 해요.")
     if not items:
         raise ConfigError(f"'{path}'에 문항이 없어요.", "--data 로 KorMedMCQA JSONL 을 주세요.")

@@ -105,3 +105,20 @@ def test_read_yaml_config_defaults_errors_and_mapping(tmp_path):
     listed.write_text("- 1\n- 2\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="키: 값"):
         read_yaml_config(listed, default)
+
+
+def test_read_jsonl_lines_reports_every_bad_line(tmp_path):
+    from kmed.artifacts import line_errors, read_jsonl_lines
+
+    def parse(row, line_no):
+        if "text" not in row:
+            raise ValueError("text가 없어요")
+        return (line_no, row["text"])
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"text": "a"}\n\nnot json\n{"x": 1}\n{"text": "b"}\n', encoding="utf-8")
+    rows, errors = read_jsonl_lines(path, parse)
+    assert rows == [(1, "a"), (5, "b")]
+    assert errors[0].startswith(f"{path}:3: JSON이 아니에요") and errors[1] == f"{path}:4: text가 없어요"
+    assert line_errors(errors) == "\n".join(errors)
+    assert line_errors([f"e{i}" for i in range(12)]).splitlines()[-1] == "… 외 2개"

@@ -9,10 +9,10 @@ the passage as context: the base-model validation part of the mix.
 from __future__ import annotations
 
 from kmed.data.aihub.choices import answer_label, split_circled, strip_label
-from kmed.data.aihub.loading import FileContext, FormatError, Loader, register_loader
+from kmed.data.aihub.loading import FileContext, Loader, register_loader
 from kmed.data.aihub.records import QA, Record
 from kmed.data.aihub.report import Report
-from kmed.data.aihub.school import block_text, looks_like_school, read_blocks, record_fields, school_info
+from kmed.data.aihub.school import block_text, read_blocks, read_required, record_fields, subject_claim
 
 DATASET = "korean_passage"
 
@@ -20,27 +20,15 @@ DATASET = "korean_passage"
 @register_loader(40)
 class KoreanPassageLoader(Loader):
     def sniff(self, obj: dict, ctx: FileContext) -> str | None:
-        if not looks_like_school(obj):
-            return None
-        info = school_info(obj)
-        if info["subject"] == "국어" or info["name"].startswith("S2") or ctx.dataset_hint == DATASET:
+        named, info = subject_claim(obj, "국어", "S2")
+        if named or (info is not None and ctx.dataset_hint == DATASET):
             return DATASET
-        if info["subject"] or ctx.dataset_hint:
-            return None
-        return DATASET if "지문" in read_blocks(obj) else None
+        # A school file that names no subject and has no hint: a reading passage (지문) makes it one.
+        unnamed = info is not None and not (info["subject"] or ctx.dataset_hint)
+        return DATASET if unnamed and "지문" in read_blocks(obj) else None
 
     def load(self, obj: dict, ctx: FileContext, dataset: str, report: Report) -> list[Record]:
-        info = school_info(obj)
-        blocks = read_blocks(obj)
-        passage = block_text(blocks, "지문")
-        stem = block_text(blocks, "문항")
-        correct = block_text(blocks, "정답")
-        if not passage:
-            raise FormatError("missing_field", "지문")
-        if not stem:
-            raise FormatError("missing_field", "문항")
-        if not correct:
-            raise FormatError("missing_field", "정답")
+        info, blocks, (passage, stem, correct) = read_required(obj, ("지문", "문항", "정답"))
         options = split_circled(block_text(blocks, "오답") + "\n" + correct)
         label = answer_label(correct, options)
         if not (label and len(options) >= 2):

@@ -15,10 +15,9 @@ from kmed.data.aihub.report import Report
 from kmed.data.aihub.school import (
     block_text,
     grade_label,
-    looks_like_school,
-    read_blocks,
+    read_required,
     record_fields,
-    school_info,
+    subject_claim,
 )
 
 DATASET = "math_solution"
@@ -27,10 +26,10 @@ DATASET = "math_solution"
 @register_loader(30)
 class MathSolutionLoader(Loader):
     def sniff(self, obj: dict, ctx: FileContext) -> str | None:
-        if not looks_like_school(obj):
+        named, info = subject_claim(obj, "수학", "S3")
+        if info is None:
             return None
-        info = school_info(obj)
-        if info["subject"] == "수학" or info["name"].startswith("S3"):
+        if named:
             return DATASET
         if info["subject"] or info["name"].startswith("S2"):
             return None
@@ -40,13 +39,9 @@ class MathSolutionLoader(Loader):
         return DATASET if suffixed and not ctx.dataset_hint else None
 
     def load(self, obj: dict, ctx: FileContext, dataset: str, report: Report) -> list[Record]:
-        info = school_info(obj)
-        blocks = read_blocks(obj)
-        problem = block_text(blocks, "문항")
+        info, blocks, (problem,) = read_required(obj, ("문항",))
         solution = block_text(blocks, "해설")
         correct = block_text(blocks, "정답")
-        if not problem:
-            raise FormatError("missing_field", "문항")
         if not solution:
             raise FormatError("no_solution", info["name"] or ctx.stem)
         choice = info["problem_type"] == "객관식" or (correct[:1] != "" and correct[:1] in CIRCLED)

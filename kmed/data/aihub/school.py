@@ -101,3 +101,23 @@ def record_fields(dataset: str, kind: str, info: dict[str, str], ctx: FileContex
 
 def looks_like_school(obj: dict) -> bool:
     return "learning_data_info" in obj and ("source_data_info" in obj or "raw_data_info" in obj)
+
+
+def subject_claim(obj: dict, subject: str, prefix: str) -> tuple[bool, dict[str, str] | None]:
+    """Whether a school file names ``subject`` (or an id starting with ``prefix``), and its info; the
+    info is None when ``obj`` is not a school file at all."""
+    if not looks_like_school(obj):
+        return False, None
+    info = school_info(obj)
+    return info["subject"] == subject or info["name"].startswith(prefix), info
+
+
+def read_required(obj: dict, names: tuple[str, ...]) -> tuple[dict[str, str], dict, list[str]]:
+    """The file's info, its blocks and the text of each named block, in order; an empty one is a
+    ``FormatError("missing_field", name)``."""
+    info, blocks = school_info(obj), read_blocks(obj)
+    texts = [block_text(blocks, name) for name in names]
+    for name, text in zip(names, texts, strict=True):
+        if not text:
+            raise FormatError("missing_field", name)
+    return info, blocks, texts

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kmed.artifacts import line_errors, read_jsonl_lines
 from kmed.errors import ConfigError
 from kmed.llm.base import ContextPassage, GenerationRequest
 from kmed.llm.prompts import build_prompt, cited_numbers
@@ -198,29 +199,22 @@ def validate_record(record: dict) -> list[str]:
     return problems
 
 
+def _valid_record(record, line_no: int) -> dict:
+    problems = validate_record(record) if isinstance(record, dict) else ["not a JSON object"]
+    if problems:
+        raise ValueError("; ".join(problems))
+    return record
+
+
 def read_records(path: str | Path) -> list[dict]:
     """Read a JSONL of grounded-QA records; every bad line is reported with its line number."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"학습 데이터 파일 '{path}'이(가) 없어요.", "--data에 JSONL 파일 경로를 주거나, 빼면 KB로 만든 데이터를 써요.")
-    records, errors = [], []
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{path}:{line_no}: not JSON ({exc.msg})")
-                continue
-            problems = validate_record(record) if isinstance(record, dict) else ["not a JSON object"]
-            if problems:
-                errors.append(f"{path}:{line_no}: {'; '.join(problems)}")
-            else:
-                records.append(record)
+    records, errors = read_jsonl_lines(path, _valid_record)
     if errors:
-        shown = "\n".join(errors[:10]) + (f"\n… 외 {len(errors) - 10}개" if len(errors) > 10 else "")
-        raise ConfigError(f"학습 데이터에 잘못된 줄이 {len(errors)}개 있어요:\n{shown}", "고친 뒤 다시 실행하세요 (형식: docs/llm.md).")
+        raise ConfigError(f"학습 데이터에 잘못된 줄이 {len(errors)}개 있어요:\n{line_errors(errors)}",
+                          "고친 뒤 다시 실행하세요 (형식: docs/llm.md).")
     if not records:
         raise ConfigError(f"'{path}'에 학습할 레코드가 없어요.")
     return records
