@@ -34,9 +34,11 @@ _lock = threading.Lock()
 _kiwi = None
 
 # Kiwi's built-in multi-word dictionary (about 252,000 Wikidata names, e.g. "과민성 장 증후군" as one
-# token): more than half of Kiwi's start-up. KMED_KIWI_MULTI_DICT=0|1 overrides the default; the
-# index manifest records the setting (``kiwi_dict_tag``), so an index built under the other one is stale.
-KIWI_MULTI_DICT = True
+# token): more than half of Kiwi's start-up. Off by default: the term dictionary registers the KB's own
+# multi-word names instead (kmed.kg.terms.multiword_names), which kept grounded results identical and
+# hybrid retrieval within noise (docs/benchmarks.md). KMED_KIWI_MULTI_DICT=0|1 overrides the default;
+# the index manifest records the setting (``kiwi_dict_tag``), so an index built under the other is stale.
+KIWI_MULTI_DICT = False
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -55,14 +57,15 @@ def kiwi_multi_dict() -> bool:
 
 def kiwi_dict_tag() -> str:
     """What the dictionary setting adds to the Kiwi version an index records: "" with the multi-word names."""
-    return "" if kiwi_multi_dict() else "+no-multi-dict"
+    return "" if kiwi_multi_dict() else "+no-multi-dict+kb-names"
 
 
 def new_kiwi(**options):
     """The one place kmed builds a Kiwi: the splitter, the term dictionary and the eval-set builder use it."""
     from kiwipiepy import Kiwi
 
-    return Kiwi(load_multi_dict=kiwi_multi_dict(), **options)
+    options.setdefault("load_multi_dict", kiwi_multi_dict())
+    return Kiwi(**options)
 
 
 def _splitter():

@@ -117,7 +117,7 @@ def test_no_other_sentence_splitter_in_the_package():
 def test_kiwi_multi_dict_setting(monkeypatch, value, expected):
     monkeypatch.setenv("KMED_KIWI_MULTI_DICT", value)
     assert kiwi_multi_dict() is expected
-    assert kiwi_dict_tag() == ("" if expected else "+no-multi-dict")
+    assert kiwi_dict_tag() == ("" if expected else "+no-multi-dict+kb-names")
 
 
 def test_kiwi_multi_dict_default_and_a_bad_value(monkeypatch):
