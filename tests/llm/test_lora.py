@@ -319,3 +319,13 @@ def test_dialogue_records_from_the_ai_hub_mix_train_on_the_last_assistant_turn(t
     path = tmp_path / "mix.jsonl"
     path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     assert D.read_records(path)[0]["task"] == "dialogue"
+
+
+def test_a_recipe_that_is_not_yaml_is_a_clear_error(tmp_path):
+    from kmed.errors import ConfigError
+    from kmed.llm.training.lora_config import load_train_config
+
+    bad = tmp_path / "recipe.yaml"
+    bad.write_text("max_steps: [1,\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_train_config(bad)

@@ -11,8 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from kmed.artifacts import read_yaml_config
 from kmed.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "configs" / "train_lora.yaml"
@@ -71,7 +70,7 @@ def load_train_config(path: str | Path | None = None, **overrides) -> TrainLoraC
     path = Path(path) if path else DEFAULT_CONFIG
     if not path.is_file():
         raise ConfigError(f"학습 설정 파일 '{path}'이(가) 없어요.", f"--config를 빼면 {DEFAULT_CONFIG.name}을(를) 써요.")
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw = read_yaml_config(path, DEFAULT_CONFIG)  # bad YAML or a non-mapping is a ConfigError naming the fix
     known = {f.name for f in dataclasses.fields(TrainLoraConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
