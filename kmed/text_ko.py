@@ -81,10 +81,17 @@ def normalize_space(text: str) -> str:
     return " ".join((text or "").split())
 
 
+# Without punctuation, a final ending (EF) closes a sentence only in these syllables. Kiwi also reads
+# the connective -어/-아 as the 반말 final ending ("화상을 일으킬 수 있어 하지 않아요", "증상이 가벼워
+# 모르고 지나가요"), and cutting there quotes half a sentence; 요, 다, 까 and 죠 are not connectives.
+_UNPUNCTUATED_FINALS = "요다까죠"
+
+
 def _closes(piece: str, last_tag: str | None) -> bool:
-    """A piece closes a sentence when it ends in sentence punctuation or on a final ending (EF)."""
+    """A piece closes a sentence when it ends in sentence punctuation, or on a final ending (EF) in
+    one of ``_UNPUNCTUATED_FINALS``."""
     core = piece.rstrip(_CLOSERS)
-    return bool(core) and (core[-1] in ".!?…" or last_tag == "EF")
+    return bool(core) and (core[-1] in _FINAL_PUNCT or (last_tag == "EF" and core[-1] in _UNPUNCTUATED_FINALS))
 
 
 @lru_cache(maxsize=50_000)

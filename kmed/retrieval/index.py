@@ -53,8 +53,9 @@ from kmed.retrieval.passages import Passage, read_jsonl, write_jsonl
 if TYPE_CHECKING:
     import networkx as nx
 
-# Bump when the artifacts or the term-dictionary keys change meaning. 5: kb.json, stored keys.
-FORMAT_VERSION = 5
+# Bump when the artifacts, the term-dictionary keys or the stored sentence ends change meaning.
+# 5: kb.json, stored keys. 6: no sentence boundary after a connective -어/-아 read as final (text_ko).
+FORMAT_VERSION = 6
 # Files a usable index must hold (dense/ only when the config enables it).
 REQUIRED = ("kb.json", "terms.json", "kg.json", "passages.jsonl", "bm25")
 
@@ -225,8 +226,11 @@ def _build_dense(kb, analyzer, passages, config, out: Path, previous: Path, step
     if spec == KIWI_STATIC:
         step("밀집 임베딩 학습", 0.55)
         pairs = training_pairs(kb, passages)
-        fingerprint = f"kiwi-static:{config.dense.train_steps}:" + _sha(json.dumps(pairs, ensure_ascii=False))
         KiwiStaticEmbedder.train(pairs, analyzer, steps=config.dense.train_steps).save(out / "embedder")
+        # A vector is reusable only from the very same weights and vocabulary read by the same Kiwi: the
+        # same training pairs under another Kiwi analysis train other weights.
+        weights = sorted((out / "embedder").iterdir())
+        fingerprint = f"kiwi-static:{kiwi_version()}:" + _sha("".join(file_sha256(f) for f in weights))
         # Encode with the same numpy reader queries use, so build and query vectors agree exactly.
         embedder = make_embedder(spec, out / "embedder", analyzer)
     else:

@@ -5,6 +5,11 @@ candidate becomes one passage about that condition. For a condition or drug, its
 red-flag symptoms, interactions and contraindications become passages. Every passage carries the
 provenance of the edges it was rendered from. ``KGFactRetriever`` is a ``Retriever``: it reads the
 query's mentions, so it runs no Kiwi of its own.
+
+Each passage is built from its sentences and stores their ends, as index passages do, so quoting it
+never runs the sentence splitter (and never builds the splitter's Kiwi, about 1 s, in a first turn).
+A KB note is kept as one quotable unit: the few two-sentence notes are one statement whose second
+sentence qualifies the first ("…먹지 않아요. 산부인과에서 처방한 저용량 아스피린은 이와 달리 …").
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from kmed.kg.graph import GraphQueries
 from kmed.kg.linker import Mention
 from kmed.retrieval.passages import Hit, Passage
 from kmed.retrieval.query import Query
-from kmed.text_ko import josa
+from kmed.text_ko import join_sentences, josa, normalize_space, sentence_ends
 
 # Interactions are cut to a few per drug; the most severe ones must survive the cut.
 SEVERITY_RANK = {"major": 0, "moderate": 1, "minor": 2}
@@ -54,13 +59,15 @@ class KGFactRetriever:
         are rendered here, not taken from the index."""
         return [Hit.of(p, 1.0 / rank) for rank, p in enumerate(self.retrieve(list(query.mentions), k=k), start=1)]
 
-    def _passage(self, pid: str, about: str, title: str, text: str, edges: list[dict], section: str) -> Passage:
+    def _passage(self, pid: str, about: str, title: str, sentences: list[str], edges: list[dict],
+                 section: str) -> Passage:
         origin, sources = _provenance(edges)
         node = self.q.graph.nodes.get(about, {})
+        sentences = [normalize_space(s) for s in sentences if s and s.strip()]
         return Passage(
             id=f"kg:{pid}",
             title=title,
-            text=text,
+            text=join_sentences(sentences),
             metadata={
                 "entity_ids": [about],
                 "entity_names": [node.get("name", about)],
@@ -72,6 +79,7 @@ class KGFactRetriever:
                 "source_ids": sources,
                 "origin": origin,
                 "lang": "ko",
+                "sentence_ends": sentence_ends(sentences),
             },
         )
 
@@ -84,11 +92,11 @@ class KGFactRetriever:
                 names = ", ".join(self.q.name(s) for s in cand.matched)
                 edges = [d for s in cand.matched for _, dst, d in self.q.graph.out_edges(cand.id, data=True) if dst == s]
                 depts = ", ".join(self.q.name(d) for d in self.q.departments_of(cand.id)[:2])
-                text = f"{names} 증상이 있을 때 생각해 볼 수 있는 질환으로 {josa(cand.name, '이')} 있어요."
+                sentences = [f"{names} 증상이 있을 때 생각해 볼 수 있는 질환으로 {josa(cand.name, '이')} 있어요."]
                 if depts:
-                    text += f" {josa(cand.name, '은')} {depts}에서 진료해요."
+                    sentences.append(f"{josa(cand.name, '은')} {depts}에서 진료해요.")
                 passages.append(self._passage(f"{cand.id}:candidate", cand.id, f"{cand.name} · 증상으로 본 가능성",
-                                              text, edges, "kg_candidate"))
+                                              sentences, edges, "kg_candidate"))
         for m in positive:
             if m.type == "disease":
                 passages.extend(self._condition_facts(m.id))
@@ -110,13 +118,13 @@ class KGFactRetriever:
         dept_edges = self._edges(cid, "visit_department")
         if dept_edges:
             depts = ", ".join(self.q.name(d) for d, _ in dept_edges)
-            out.append(self._passage(f"{cid}:departments", cid, f"{name} · 진료과", f"{josa(name, '은')} {depts}에서 진료해요.",
+            out.append(self._passage(f"{cid}:departments", cid, f"{name} · 진료과", [f"{josa(name, '은')} {depts}에서 진료해요."],
                                      [d for _, d in dept_edges], "kg_departments"))
         flags = self._edges(cid, "red_flag")
         if flags:
             names = ", ".join(self.q.name(s) for s, _ in flags)
             out.append(self._passage(f"{cid}:red_flags", cid, f"{name} · 위험 신호",
-                                     f"{name}에서 {josa(names, '이')} 나타나면 빨리 진료가 필요한 위험 신호예요.",
+                                     [f"{name}에서 {josa(names, '이')} 나타나면 빨리 진료가 필요한 위험 신호예요."],
                                      [d for _, d in flags], "kg_red_flags"))
         return out
 
@@ -126,12 +134,12 @@ class KGFactRetriever:
         for other, data in by_severity(self.q.interactions_of(did))[:MAX_DRUG_FACTS]:
             note = data.get("note", "")
             out.append(self._passage(f"{did}:ix:{other}", did, f"{name} · 상호작용",
-                                     f"{josa(name, '은')} {josa(self.q.name(other), '과')} 함께 쓸 때 주의가 필요해요. {note}".strip(),
+                                     [f"{josa(name, '은')} {josa(self.q.name(other), '과')} 함께 쓸 때 주의가 필요해요.", note],
                                      [data], "kg_interactions"))
         contraindications = sorted(self.q.contraindications_of(did), key=lambda item: item[1].get("level") != "contraindicated")
         for target, data in contraindications[:MAX_DRUG_FACTS]:
             level = "금기예요" if data.get("level") == "contraindicated" else "주의가 필요해요"
             out.append(self._passage(f"{did}:ci:{target}", did, f"{name} · 금기와 주의",
-                                     f"{self.q.name(target)}에게 {josa(name, '은')} {level}. {data.get('note', '')}".strip(),
+                                     [f"{self.q.name(target)}에게 {josa(name, '은')} {level}.", data.get("note", "")],
                                      [data], "kg_contraindications"))
         return out

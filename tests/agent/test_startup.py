@@ -64,6 +64,24 @@ def test_load_reads_only_the_index(built, mini_kb, monkeypatch):
     assert assistant.source_names(list(mini_kb.sources)[:1])
 
 
+def test_a_turn_never_builds_the_splitters_kiwi(built, monkeypatch):
+    """Index passages store their sentence ends and KG fact passages are built from sentences, so a
+    turn quotes without splitting: the splitter's Kiwi (about 1 s to build) is never made in a first turn."""
+    import kmed.text_ko as text_ko
+    from kmed import Assistant
+
+    assistant = Assistant.load(kb_dir=MINI, index_dir=built, config=FAST, auto_build=False)
+
+    split: list[str] = []  # recorded, not raised: a turn turns a generator error into a fallback reply
+    monkeypatch.setattr(text_ko, "split_sentences", lambda text, keep_lines=False: split.append(text) or [])
+    monkeypatch.setattr(text_ko, "_splitter", lambda: split.append("_splitter"))
+    for message in ["속이 쓰리고 신물이 올라와요", "타이레놀이랑 술 같이 먹어도 돼요?", "아스피린 먹는데 간이 안 좋아요",
+                    "가슴이 쥐어짜듯 아프고 식은땀이 나요", "위식도역류질환은 어느 과에 가요?"]:
+        reply = assistant.ask(message)
+        assert reply.answer and reply.verification.get("fragments", 0) == 0
+    assert [text for text in split if text.strip()] == []
+
+
 def test_staleness_is_decided_by_hashing_the_kb_files(built, tmp_path, monkeypatch):
     from kmed import Assistant
     from kmed.errors import IndexStaleError

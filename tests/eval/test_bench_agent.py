@@ -22,6 +22,7 @@ def test_a_model_run_reports_ttft_and_answer_time(tiny_model):
     report = bench_agent(turns, model=str(tiny_model), load_runs=1)
     assert report["model"] == str(tiny_model) and report["turn"]["n"] == 3
     assert report["load_seconds"]["runs"] and report["load_seconds"]["median"] > 0
+    assert len(report["first_turn_seconds"]["runs"]) == 1 and report["first_turn_seconds"]["median"] > 0
     assert 1 <= report["ttft_s"]["n"] <= 3  # an emergency reply never reaches the generator
     assert 0 < report["ttft_s"]["p50"] <= report["answer_s"]["p50"]
     # Each answer's length, and its time scaled to the 120 tokens the response-time goal names.
@@ -32,3 +33,4 @@ def test_a_model_run_reports_ttft_and_answer_time(tiny_model):
 def test_the_default_composer_has_no_generation_timings():
     report = bench_agent([["두통이 있어요"]], load_runs=0)
     assert report["model"] == "extractive" and "ttft_s" not in report and report["load_seconds"]["median"] is None
+    assert report["first_turn_seconds"] == {"runs": [], "median": None}

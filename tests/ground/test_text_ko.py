@@ -33,6 +33,13 @@ def test_negation_is_never_cut_off():
         ("다뇨·심한 갈증·체중 감소가 있으면 검사해요.", ["다뇨·심한 갈증·체중 감소가 있으면 검사해요."]),
         ("목마름, 다뇨, 피로가 흔해요.", ["목마름, 다뇨, 피로가 흔해요."]),
         ("열이 나요 그래서 쉬어요.", ["열이 나요", "그래서 쉬어요."]),
+        # A connective -어/-아 that Kiwi reads as the 반말 final ending is not a boundary: cut there,
+        # "하지 않아요." would be quoted on its own.
+        ("식초나 빙초산에 발을 담그는 민간요법은 화학 화상을 일으킬 수 있어 하지 않아요.",
+         ["식초나 빙초산에 발을 담그는 민간요법은 화학 화상을 일으킬 수 있어 하지 않아요."]),
+        ("대부분 증상이 없어 모르고 지내다가 뒤늦게 발견되기도 해요. 검사를 받아요.",
+         ["대부분 증상이 없어 모르고 지내다가 뒤늦게 발견되기도 해요.", "검사를 받아요."]),
+        ("효과가 빨리 사라져 한두 번만 걸러도 위험이 올라가요.", ["효과가 빨리 사라져 한두 번만 걸러도 위험이 올라가요."]),
         ("", []),
         ("   ", []),
     ],
@@ -77,6 +84,10 @@ def test_every_kb_text_splits_losslessly_into_whole_sentences(kb):
         assert " ".join(pieces) == normalize_space(text), text
         for piece in pieces:
             assert is_whole_sentence(piece), (piece, text)
+        # The KB is punctuated prose: a cut anywhere but after its punctuation is a connective misread
+        # as a final ending ("…화상을 일으킬 수 있어" + "하지 않아요.").
+        for piece in pieces[:-1]:
+            assert piece.rstrip(")]\"'”’」』")[-1:] in ".!?…", (piece, text)
 
 
 def test_stored_sentence_ends_round_trip():

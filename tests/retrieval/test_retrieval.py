@@ -194,6 +194,23 @@ def test_rebuild_reuses_vectors_of_unchanged_passages(built, mini_kb, tmp_path):
     assert second["dense"]["embedded"] == 1 and second["dense"]["reused"] == second["counts"]["passages"] - 1
 
 
+def test_trained_embedder_vectors_are_reused_only_from_the_same_weights(built, mini_kb, tmp_path, monkeypatch):
+    """The same training pairs can train other weights (another Kiwi analysis, another seed): vectors
+    from the previous build are reused only when the saved embedder is byte-identical."""
+    import kmed.retrieval.index as index_module
+
+    target = tmp_path / "default"
+    shutil.copytree(built[0], target)
+    same = index_module.build_index(mini_kb, target, FAST)
+    assert same["dense"]["reused"] == same["counts"]["passages"] and same["dense"]["embedded"] == 0
+
+    train = index_module.KiwiStaticEmbedder.train.__func__
+    monkeypatch.setattr(index_module.KiwiStaticEmbedder, "train",
+                        classmethod(lambda cls, pairs, analyzer, steps: train(cls, pairs, analyzer, seed=99, steps=steps)))
+    other = index_module.build_index(mini_kb, target, FAST)
+    assert other["dense"]["reused"] == 0 and other["dense"]["embedded"] == other["counts"]["passages"]
+
+
 def test_missing_embedding_model_names_the_config_key(mini_kb, tmp_path):
     from kmed.errors import ConfigError
     from kmed.retrieval.index import build_index
