@@ -77,6 +77,12 @@ def _splitter():
         return _kiwi
 
 
+def warm_splitter() -> None:
+    """Build the splitter's Kiwi now (about 1 s): for a caller whose every turn will need it, such as
+    the output guard checking a model's sentences, so the cost lands in loading, not in a first answer."""
+    _splitter().tokenize("준비")
+
+
 def normalize_space(text: str) -> str:
     return " ".join((text or "").split())
 

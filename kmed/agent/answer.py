@@ -58,7 +58,7 @@ def _retrieve(turn: Turn, intent: str) -> list[Hit]:
     query = turn.query if turn.query is not None else a.retriever.analyse(turn.text, turn.mentions)
     focus = [m.id for m in turn.mentions if not m.negated and m.type in ("disease", "drug")]
     if focus and intent not in ("symptom_report", "general"):
-        hits = a.retriever.search(query, k=CONTEXT_PASSAGES, filters={"entity": focus})
+        hits = a.retriever.search(query, k=context_size(a), filters={"entity": focus})
         if hits:
             return hits
     if intent == "symptom_report":
@@ -69,7 +69,12 @@ def _retrieve(turn: Turn, intent: str) -> list[Hit]:
         extra = [Mention(i, a.retriever.queries.name(i), "symptom", 0, 0, "", False)
                  for i in state.symptoms() if i not in known]
         query = query.widen(earlier, extra, a.retriever.analyser)
-    return a.retriever.search(query, k=CONTEXT_PASSAGES)
+    return a.retriever.search(query, k=context_size(a))
+
+
+def context_size(assistant) -> int:
+    """The passages this turn numbers: the generator's own ``context_passages``, else ``CONTEXT_PASSAGES``."""
+    return getattr(assistant.generator, "context_passages", None) or CONTEXT_PASSAGES
 
 
 def answer(turn: Turn):

@@ -32,6 +32,7 @@ from kmed.retrieval.config import RetrievalConfig
 from kmed.retrieval.hybrid import HybridRetriever
 from kmed.retrieval.index import build_index, check_index, load_index, read_manifest
 from kmed.retrieval.passages import Hit
+from kmed.text_ko import warm_splitter
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ class Assistant:
             from kmed.llm.extractive import ExtractiveGenerator
 
             generator = ExtractiveGenerator()
+        if generator.name != "extractive":
+            # The output guard checks every sentence a model writes with the splitter's Kiwi: build it
+            # with the model, not in the first answer. The composer only quotes stored sentences.
+            warm_splitter()
         # The classifier depends only on data/triage, not on the KB, so every index shares one.
         classifier = _load_classifier(classifier_dir, auto_build)
         return cls(artifacts.kb, retriever, generator, load_seconds=time.perf_counter() - started,

@@ -38,11 +38,12 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from kmed.agent.answer import context_size
 from kmed.agent.output_guard import verify_answer
 from kmed.agent.session import Session
 from kmed.artifacts import atomic_folder, read_jsonl
 from kmed.errors import ConfigError
-from kmed.llm.base import GenerationRequest, RecordingGenerator
+from kmed.llm.base import MODEL_CONTEXT_PASSAGES, GenerationRequest, RecordingGenerator
 from kmed.llm.extractive import ExtractiveGenerator
 from kmed.llm.training.data import UNANSWERABLE, validate_record, write_records
 from kmed.paths import PROJECT_ROOT
@@ -71,9 +72,11 @@ def is_test(key: str, share: float = TEST_SHARE) -> bool:
     return int(_hash(key)[:8], 16) / 0xFFFFFFFF < share
 
 
-def recording_composer(max_sentences: int = TARGET_SENTENCES) -> RecordingGenerator:
-    """The extractive composer with shorter answers, remembering what it wrote."""
-    return RecordingGenerator(ExtractiveGenerator(max_sentences=max_sentences))
+def recording_composer(max_sentences: int = TARGET_SENTENCES,
+                       context_passages: int = MODEL_CONTEXT_PASSAGES) -> RecordingGenerator:
+    """The extractive composer with shorter answers, given as many passages as a model reads by
+    default (so a record's prompt is the prompt the model will get), remembering what it wrote."""
+    return RecordingGenerator(ExtractiveGenerator(max_sentences=max_sentences, context_passages=context_passages))
 
 
 def read_questions(folder: Path = QUESTIONS_DIR) -> list[dict]:
@@ -122,7 +125,7 @@ def policy_record(assistant, kind: str, utterance: dict) -> dict | None:
     wanted = {"emergency": reply.kind == "emergency", "refusal": reply.refused}[kind]
     if not wanted:
         return None
-    hits = assistant.retriever.search(utterance["text"], k=6)
+    hits = assistant.retriever.search(utterance["text"], k=context_size(assistant))
     context = [{"number": i + 1, "title": h.title, "text": h.text, "source": h.metadata.get("source", "")} for i, h in enumerate(hits)]
     return _record(kind, utterance["text"], utterance["text"], context, reply.answer.strip(),
                    register=utterance.get("register", ""), target=utterance.get("target"))

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from kmed.cli.record import current, recorded, track
+from kmed.llm.base import MODEL_CONTEXT_PASSAGES
 
 train_app = typer.Typer(help="LLM 학습 (근거 인용 답변 LoRA)", no_args_is_help=True)
 console = Console()
@@ -101,6 +102,8 @@ def make_sft(
     aihub: Path | None = typer.Option(None, "--aihub", help="kmed data prepare 의 --out 폴더: AI Hub 학습 묶음을 "
                                       "configs/data_mix.yaml 비율로 섞어요 (기본: data/processed/mix 가 있으면 씀)"),
     no_aihub: bool = typer.Option(False, "--no-aihub", help="AI Hub 묶음이 있어도 섞지 않기"),
+    context_passages: int = typer.Option(MODEL_CONTEXT_PASSAGES, "--context-passages", min=1,
+                                         help="질문마다 붙일 참고 문단 수: 모델이 답할 때 읽는 수와 같게"),
     no_progress: bool = typer.Option(False, "--no-progress", help="진행 막대 숨기기"),
 ) -> None:
     """작성자들이 쓴 질문을 실제 상담에 넣어 근거 인용 SFT 데이터를 만들어요 (주제별로 학습/시험 분리)."""
@@ -122,11 +125,11 @@ def make_sft(
     if aihub is None and not no_aihub and (PROJECT_ROOT / "data" / "processed" / "mix").is_dir():
         aihub = PROJECT_ROOT / "data" / "processed"
     questions = read_questions()
-    assistant = Assistant.load(generator=recording_composer())
+    assistant = Assistant.load(generator=recording_composer(context_passages=context_passages))
     with Progress(disable=no_progress, console=console) as bar:
         task = bar.add_task("SFT 데이터", total=len(questions))
         result = build_sft(assistant, seed=seed, questions=questions, progress=lambda: bar.advance(task))
-    info: dict = {"seed": seed, "questions": len(questions), "aihub": None}
+    info: dict = {"seed": seed, "questions": len(questions), "aihub": None, "context_passages": context_passages}
     if aihub is not None and not no_aihub:
         result["splits"]["train"], info["aihub"] = mix_prepared_aihub(result["splits"]["train"], aihub)
         console.print(f"AI Hub 혼합 {info['aihub']['taken']} (비율 {info['aihub']['shares']})")

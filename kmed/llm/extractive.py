@@ -49,8 +49,9 @@ MIN_RELEVANCE = 0.15  # share of the question's bigrams a sentence must contain 
 class ExtractiveGenerator(Generator):
     name = "extractive"
 
-    def __init__(self, max_sentences: int = MAX_SENTENCES) -> None:
+    def __init__(self, max_sentences: int = MAX_SENTENCES, context_passages: int | None = None) -> None:
         self.max_sentences = max_sentences  # fewer: shorter answers (the SFT targets use 4)
+        self.context_passages = context_passages  # None: the agent's default; SFT data uses a model's
 
     def compose(self, request: GenerationRequest) -> list[tuple[str, list[tuple[str, int]]]]:
         """Parts in reading order: (heading, [(sentence, citation number), …])."""

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kmed.errors import ModelLoadError
-from kmed.llm.base import GenerationRequest, StreamedGenerator
+from kmed.llm.base import MODEL_CONTEXT_PASSAGES, GenerationRequest, StreamedGenerator
 from kmed.llm.hf_source import KMED_QUANT_MANIFEST, check_model_source, load_tokenizer
 from kmed.llm.prompts import AnswerFilter, build_prompt, cited_numbers, filter_stream
 
@@ -74,6 +74,7 @@ class HFGenerator(StreamedGenerator):
         repetition_penalty: float = 1.1,
         stream_timeout_s: float | None = 300.0,
         decoder: str = "auto",
+        context_passages: int | None = MODEL_CONTEXT_PASSAGES,
         **generation_kwargs,
     ):
         if quantize is not None and quantize not in QUANTIZE_CHOICES:
@@ -91,6 +92,9 @@ class HFGenerator(StreamedGenerator):
         self.device = device
         self.dtype = dtype
         self.max_prompt_tokens = max_prompt_tokens
+        if context_passages is not None and context_passages < 1:
+            raise ModelLoadError(f"참고 문단 수는 1 이상이어야 해요: {context_passages}", "--context 1 이상의 수를 주세요.")
+        self.context_passages = context_passages
         self.temperature = temperature
         self.repetition_penalty = repetition_penalty
         self.stream_timeout_s = stream_timeout_s

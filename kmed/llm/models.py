@@ -19,8 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-
+from kmed.artifacts import read_yaml_config
 from kmed.errors import ConfigError
 
 MODELS_YAML = Path(__file__).resolve().parents[2] / "configs" / "models.yaml"
@@ -205,10 +204,12 @@ class ModelShape:
 @lru_cache(maxsize=4)
 def load_model_table(path: str | Path = MODELS_YAML) -> dict[str, ModelShape]:
     """Read ``configs/models.yaml``; unknown or missing keys are errors naming the entry."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    raw = read_yaml_config(path, default=Path(path))
     allowed = {f.name for f in fields(ModelShape)} - {"name"}
     table: dict[str, ModelShape] = {}
     for name, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: '{name}' 항목이 '키: 값' 형태가 아니에요.", f"쓸 수 있는 키: {sorted(allowed)}")
         unknown = sorted(set(entry) - allowed)
         if unknown:
             raise ConfigError(f"{path}: '{name}'에 알 수 없는 키 {unknown}가 있어요.", f"쓸 수 있는 키: {sorted(allowed)}")

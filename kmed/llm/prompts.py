@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from kmed.llm.base import ContextPassage, GenerationRequest
 from kmed.text_ko import CITATION as _CITATION
-from kmed.text_ko import split_sentences
+from kmed.text_ko import join_sentences, passage_sentences, sentence_ends
 
 SYSTEM_PROMPT = """당신은 한국어 의료 상담 도우미예요. 아래 번호가 붙은 참고 자료만 근거로 답해요.
 규칙:
@@ -138,9 +138,11 @@ def token_counter(tokenizer=None) -> Callable[[str], int]:
 
 def _truncate_to_fit(passage: ContextPassage, fits: Callable[[ContextPassage], bool]) -> ContextPassage | None:
     """The longest sentence-prefix of ``passage`` that fits, or None when not even one sentence does."""
-    sentences = split_sentences(passage.text)
+    sentences = passage_sentences(passage.text, passage.metadata.get("sentence_ends"))
     for keep in range(len(sentences) - 1, 0, -1):
-        candidate = ContextPassage(**{**passage.__dict__, "text": " ".join(sentences[:keep])})
+        # The cut passage keeps its stored sentence ends, so quoting and checking it need no splitter.
+        metadata = {**passage.metadata, "sentence_ends": sentence_ends(sentences[:keep])}
+        candidate = ContextPassage(**{**passage.__dict__, "text": join_sentences(sentences[:keep]), "metadata": metadata})
         if fits(candidate):
             return candidate
     return None

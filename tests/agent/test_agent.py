@@ -158,3 +158,24 @@ def test_escalation_is_never_downgraded_by_a_later_turn(assistant):
     assert session.ask("가슴이 쥐어짜듯 아프고 식은땀이 나요").triage.level == "emergency"
     later = session.ask("지금은 좀 괜찮아진 것 같아요")
     assert later.triage.level == "emergency" and "119" in later.answer and "119" in later.triage.hotlines
+
+
+def test_the_generator_says_how_many_passages_it_reads(assistant, monkeypatch):
+    """A model reads MODEL_CONTEXT_PASSAGES (3) passages, the composer the agent's default (6); a
+    RecordingGenerator wrapper keeps the number of the generator it wraps."""
+    from kmed.agent.answer import CONTEXT_PASSAGES, context_size
+    from kmed.llm.base import MODEL_CONTEXT_PASSAGES, RecordingGenerator
+    from kmed.llm.extractive import ExtractiveGenerator
+
+    assert context_size(assistant) == CONTEXT_PASSAGES == 6
+    question = "역류성 식도염은 어떤 병이고 증상과 치료는 어떻게 돼요?"
+    recorder = RecordingGenerator(ExtractiveGenerator(context_passages=2))
+    monkeypatch.setattr(assistant, "generator", recorder)
+    assert context_size(assistant) == 2
+    assistant.ask(question)
+    request, _ = recorder.last
+    assert 1 <= len(request.context) <= 2
+    monkeypatch.setattr(assistant, "generator", RecordingGenerator(ExtractiveGenerator()))
+    assistant.ask(question)
+    assert len(assistant.generator.last[0].context) > 2
+    assert MODEL_CONTEXT_PASSAGES == 3

@@ -49,6 +49,16 @@ def test_grounded_targets_are_guarded_quotes_of_the_turns_own_passages(built):
         assert len([line for line in record["answer"].splitlines() if line.startswith("- ")]) <= S.TARGET_SENTENCES
 
 
+def test_every_record_carries_as_many_passages_as_a_model_reads(built):
+    """A record's prompt is the prompt the model will get: MODEL_CONTEXT_PASSAGES numbered passages at most."""
+    from kmed.llm.base import MODEL_CONTEXT_PASSAGES
+
+    _, result = built
+    records = result["splits"]["train"] + result["splits"]["test"]
+    sizes = {len(r["context"]) for r in records}
+    assert max(sizes) == MODEL_CONTEXT_PASSAGES < 6
+
+
 def test_the_other_shapes_come_from_the_policy(built):
     _, result = built
     records = result["splits"]["train"] + result["splits"]["test"]

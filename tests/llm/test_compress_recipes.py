@@ -100,3 +100,21 @@ def test_missing_recipe_file_lists_the_shipped_ones(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_recipe(tmp_path / "nope.yaml")
     assert "int4.yaml" in err.value.fix
+
+
+@pytest.mark.parametrize("text", ["stages: [unclosed", "- kind: quantize\n", "\xff\xfe"])
+def test_a_recipe_that_is_not_a_yaml_mapping_is_a_config_error(tmp_path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text.encode("latin-1") if text.startswith("\xff") else text.encode("utf-8"))
+    with pytest.raises(ConfigError) as err:
+        load_recipe(path)
+    assert err.value.fix
+
+
+def test_a_model_table_entry_that_is_not_a_mapping_names_the_entry(tmp_path):
+    from kmed.llm.models import load_model_table
+
+    path = tmp_path / "models.yaml"
+    path.write_text("tiny: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="tiny"):
+        load_model_table(path)

@@ -428,3 +428,13 @@ def test_the_composer_never_quotes_a_sentence_that_needs_the_one_before():
     passage = ContextPassage(1, "열사병", "더운 곳에서 체온이 40도 넘게 올라요. 해열제는 이런 열에는 효과가 없어요. 시원한 곳으로 옮겨요.")
     answer = ExtractiveGenerator().generate(GenerationRequest(question="열이 나는데 해열제 먹어도 돼요?", context=[passage])).text
     assert "이런 열에는" not in answer and "시원한 곳으로 옮겨요" in answer
+
+
+def test_a_local_model_reads_three_passages_unless_told(tiny_paths):
+    from kmed.llm.base import MODEL_CONTEXT_PASSAGES
+    from kmed.llm.hf import HFGenerator
+
+    assert HFGenerator(str(tiny_paths["llama"])).context_passages == MODEL_CONTEXT_PASSAGES == 3
+    assert HFGenerator(str(tiny_paths["llama"]), context_passages=6).context_passages == 6
+    with pytest.raises(ModelLoadError, match="참고 문단"):
+        HFGenerator(str(tiny_paths["llama"]), context_passages=0)

@@ -15,8 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from kmed.artifacts import read_yaml_config
 from kmed.errors import ConfigError
 
 KD_LOSSES = ("forward_kl", "reverse_kl", "skew_forward_kl", "skew_reverse_kl", "ce")
@@ -250,11 +249,8 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         shipped = sorted(p.name for p in (Path(__file__).resolve().parents[3] / "configs" / "compress").glob("*.yaml"))
         raise ConfigError(f"레시피 파일이 없어요: {path}", f"configs/compress/ 의 레시피를 쓰세요: {', '.join(shipped)}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"레시피 YAML을 읽을 수 없어요: {path}: {exc}") from exc
-    recipe = recipe_from_dict(raw or {}, where=path.name)
+    raw = read_yaml_config(path, default=path)  # bad YAML or a top level that is not a mapping: ConfigError
+    recipe = recipe_from_dict(raw, where=path.name)
     recipe.name = recipe.name or path.stem
     return recipe
 
