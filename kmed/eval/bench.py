@@ -72,6 +72,9 @@ def _run_scale(n: int, kind: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+FIRST_TURN_MESSAGE = "타이레놀 먹는 중인데 술 한잔 해도 돼요?"
+
+
 def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int = 3,
                 max_generated: int | None = None) -> dict:
     """Load time in a fresh process (built indexes, and the model when given) and that process's first
@@ -84,9 +87,11 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
     ``answer_120_s`` each answer's time scaled to 120 generated tokens (first token, then its own
     decoding rate), the length the response-time goal names.
     """
-    first_message = turns[0][0] if turns and turns[0] else "머리가 아프고 열이 나요"
     # Each fresh process prints its load time, then its first turn's: lazy work (a Kiwi built on first
-    # use, a first matrix multiply) shows in the second number, not hidden behind the first.
+    # use, a first matrix multiply) shows in the second number, not hidden behind the first. The first
+    # message is an ordinary drug question that reaches the generator (an emergency
+    # reply would never reach a model).
+    first_message = FIRST_TURN_MESSAGE
     code = ("import time; t=time.perf_counter(); from kmed import Assistant; from kmed.llm.factory import load_generator; "
             f"a=Assistant.load(auto_build=False, generator=load_generator({model!r})); print(time.perf_counter()-t); "
             f"t=time.perf_counter(); a.ask({first_message!r}); print(time.perf_counter()-t)")

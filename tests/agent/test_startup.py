@@ -82,14 +82,19 @@ def test_a_turn_never_builds_the_splitters_kiwi(built, monkeypatch):
     assert [text for text in split if text.strip()] == []
 
 
-def test_a_model_generator_gets_the_splitter_built_with_it(built, monkeypatch):
-    """The guard checks a model's sentences with the splitter's Kiwi, so loading builds it, not the first answer."""
+def test_a_model_and_the_splitter_are_ready_when_loading_returns(built, monkeypatch):
+    """A model is read at load (its ``warm_up``), and so is the splitter's Kiwi, with which the guard
+    checks a model's sentences: the first answer pays for neither."""
     import kmed.text_ko as text_ko
     from kmed import Assistant
     from kmed.llm.base import GenerationResult, Generator
 
     class Model(Generator):
         name = "model"
+        warmed = False
+
+        def warm_up(self):
+            self.warmed = True
 
         def generate(self, request):
             return GenerationResult(text="")
@@ -97,8 +102,9 @@ def test_a_model_generator_gets_the_splitter_built_with_it(built, monkeypatch):
     monkeypatch.setattr(text_ko, "_kiwi", None)
     Assistant.load(kb_dir=MINI, index_dir=built, config=FAST, auto_build=False)
     assert text_ko._kiwi is None  # the composer quotes stored sentences: no splitter
-    Assistant.load(kb_dir=MINI, index_dir=built, config=FAST, auto_build=False, generator=Model())
-    assert text_ko._kiwi is not None
+    model = Model()
+    Assistant.load(kb_dir=MINI, index_dir=built, config=FAST, auto_build=False, generator=model)
+    assert text_ko._kiwi is not None and model.warmed
 
 
 def test_staleness_is_decided_by_hashing_the_kb_files(built, tmp_path, monkeypatch):
