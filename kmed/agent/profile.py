@@ -17,9 +17,10 @@ from kmed.populations import age_in_months, is_pediatric, populations
 
 _NUM_WORDS = {"한": 1, "두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9, "열": 10}
 
-_AGE_MONTHS = re.compile(r"(?:생후\s*(\d{1,2})\s*개월|(\d{1,2})\s*개월\s*(?:된|짜리|아기|아이|애기|영아|남아|여아|차|이에요|예요|인데))")
-_AGE_DAYS = re.compile(r"(?:생후\s*(\d{1,3})\s*일|(\d{1,3})\s*일\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
-_AGE_WEEKS_BABY = re.compile(r"(?:생후\s*(\d{1,2})\s*주|(\d{1,2})\s*주\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
+# "태어난 지 3주 됐어요" says an age as plainly as "생후 3주".
+_AGE_MONTHS = re.compile(r"(?:(?:생후|태어난\s*지)\s*(\d{1,2})\s*개월|(\d{1,2})\s*개월\s*(?:된|짜리|아기|아이|애기|영아|남아|여아|차|이에요|예요|인데))")
+_AGE_DAYS = re.compile(r"(?:(?:생후|태어난\s*지)\s*(\d{1,3})\s*일|(\d{1,3})\s*일\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
+_AGE_WEEKS_BABY = re.compile(r"(?:(?:생후|태어난\s*지)\s*(\d{1,2})\s*주|(\d{1,2})\s*주\s*(?:된|짜리)\s*(?:아기|애기|신생아))")
 _AGE_YEARS = re.compile(r"(?:만\s*)?(\d{1,3})\s*(?:살|세)(?!\s*(?:번|회|때부터|쯤부터))")
 _AGE_YEARS_WORDS = re.compile(r"(?<![가-힣])(다섯|여섯|일곱|여덟|아홉|한|두|세|네|열)\s*살")
 # 돌 counts birthdays of a small child: "두돌 아기" is 2 years old, "돌쟁이"/"돌 된" is 1.

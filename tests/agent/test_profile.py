@@ -11,6 +11,8 @@ from kmed.agent.profile import Profile, extract_profile
     "text, expected",
     [
         ("생후 2개월 아기가 열이 나요", {"age_months": 2, "is_child": True}),
+        ("태어난 지 20일 된 아기가 토해요", {"age_months": 0, "is_child": True}),
+        ("태어난지 2개월인데 열이 나요", {"age_months": 2, "is_child": True}),
         ("3개월 전부터 허리가 아파요", {"duration": "3개월 전부터"}),
         ("임신 12주인데 타이레놀 먹어도 돼요?", {"pregnant": True, "pregnancy_weeks": 12}),
         ("만삭인데 밤마다 종아리에 쥐가 나요", {"pregnant": True}),
