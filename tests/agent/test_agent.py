@@ -179,3 +179,17 @@ def test_the_generator_says_how_many_passages_it_reads(assistant, monkeypatch):
     assistant.ask(question)
     assert len(assistant.generator.last[0].context) > 2
     assert MODEL_CONTEXT_PASSAGES == 3
+
+
+def test_a_report_the_classifier_hears_is_triaged_routine_and_still_answered(monkeypatch):
+    """No rule or linked symptom marks "손등이 … 빨개졌어요" as a report, but the classifier hears one: the
+    level is routine, and the reply is still a direct answer, not a clarifying question."""
+    import kmed.agent.answer as answer_module
+    from kmed import Assistant
+
+    assistant = Assistant.load()
+    message = "손등이 뜨거운 냄비에 살짝 닿아서 빨개졌어요 물집은 안 생겼어요"
+    reply = assistant.ask(message)
+    assert (reply.triage.level, reply.kind) == ("routine", "answer")
+    monkeypatch.setattr(answer_module, "REPORT_INTENT_CONFIDENCE", 2.0)  # the learned layer off
+    assert assistant.ask(message).triage.level == "info"
