@@ -93,7 +93,7 @@ class HFGenerator(StreamedGenerator):
         self.dtype = dtype
         self.max_prompt_tokens = max_prompt_tokens
         if context_passages is not None and context_passages < 1:
-            raise ModelLoadError(f"참고 문단 수는 1 이상이어야 해요: {context_passages}", "--context 1 이상의 수를 주세요.")
+            raise ModelLoadError(f"참고 문단 수는 1 이상이어야 해요: {context_passages}", "context_passages 에 1 이상의 수를 주세요.")
         self.context_passages = context_passages
         self.temperature = temperature
         self.repetition_penalty = repetition_penalty
