@@ -97,9 +97,7 @@ class Assistant:
             # A model is read now, not in the first answer (about 3 s for Gemma 3 270M: torch, the
             # tokenizer, the weights), and so is the splitter's Kiwi, with which the output guard checks
             # every sentence a model writes. The composer needs neither: it quotes stored sentences.
-            warm_up = getattr(generator, "warm_up", None)
-            if callable(warm_up):
-                warm_up()
+            generator.warm_up()
             warm_splitter()
         # The classifier depends only on data/triage, not on the KB, so every index shares one.
         classifier = _load_classifier(classifier_dir, auto_build)

@@ -91,10 +91,9 @@ def bench_agent(turns: list[list[str]], model: str | None = None, load_runs: int
     # use, a first matrix multiply) shows in the second number, not hidden behind the first. The first
     # message is an ordinary drug question that reaches the generator (an emergency
     # reply would never reach a model).
-    first_message = FIRST_TURN_MESSAGE
     code = ("import time; t=time.perf_counter(); from kmed import Assistant; from kmed.llm.factory import load_generator; "
             f"a=Assistant.load(auto_build=False, generator=load_generator({model!r})); print(time.perf_counter()-t); "
-            f"t=time.perf_counter(); a.ask({first_message!r}); print(time.perf_counter()-t)")
+            f"t=time.perf_counter(); a.ask({FIRST_TURN_MESSAGE!r}); print(time.perf_counter()-t)")
     loads, first_turns = [], []
     for _ in range(load_runs):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)

@@ -65,6 +65,11 @@ class Generator(ABC):
     @abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult: ...
 
+    def warm_up(self) -> None:
+        """Read weights (or whatever the first answer would otherwise wait for) now. Nothing by default;
+        ``Assistant.load`` calls it, so loading, not the first answer, pays for a model."""
+        return None
+
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         """Yield the answer in pieces. The default yields the whole answer at once."""
         yield self.generate(request).text
@@ -105,6 +110,9 @@ class RecordingGenerator(Generator):
 
     def __getattr__(self, attribute: str):
         return getattr(self.__dict__["inner"], attribute)
+
+    def warm_up(self) -> None:
+        self.inner.warm_up()
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         result = self.inner.generate(request)

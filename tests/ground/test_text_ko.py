@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kmed import text_ko
 from kmed.text_ko import (
     KIWI_MULTI_DICT,
     is_whole_sentence,
@@ -87,7 +88,7 @@ def test_every_kb_text_splits_losslessly_into_whole_sentences(kb):
         # The KB is punctuated prose: a cut anywhere but after its punctuation is a connective misread
         # as a final ending ("…화상을 일으킬 수 있어" + "하지 않아요.").
         for piece in pieces[:-1]:
-            assert piece.rstrip(")]\"'”’」』")[-1:] in ".!?…", (piece, text)
+            assert piece.rstrip(text_ko._CLOSERS)[-1:] in text_ko._FINAL_PUNCT, (piece, text)
 
 
 def test_stored_sentence_ends_round_trip():
