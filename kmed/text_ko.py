@@ -25,6 +25,7 @@ _PAIRS = {"은": ("은", "는"), "는": ("은", "는"), "이": ("이", "가"), "
 # A citation marker as the generators write it: "[2]" or "[1, 3]".
 CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 _WORD = re.compile(r"[가-힣A-Za-z0-9]{2,}")
+_HANGUL_WORD = re.compile(r"[가-힣]+")
 # Endings a whole sentence may close with, besides a Kiwi final ending (EF): a noun-phrase line
 # ("… 금지.") or a bracketed aside are whole when they end in sentence punctuation.
 _FINAL_PUNCT = ".!?…"
@@ -39,25 +40,38 @@ _kiwi = None
 # hybrid retrieval within noise (docs/benchmarks.md). KMED_KIWI_MULTI_DICT=0|1 overrides the default;
 # the index manifest records the setting (``kiwi_dict_tag``), so an index built under the other is stale.
 KIWI_MULTI_DICT = False
+# Kiwi's default extra dictionary (about 113,000 Wikipedia titles as NNP): KMED_KIWI_DEFAULT_DICT=0|1.
+KIWI_DEFAULT_DICT = True
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def kiwi_multi_dict() -> bool:
-    """Whether kmed's Kiwi loads the multi-word dictionary: ``KMED_KIWI_MULTI_DICT`` or ``KIWI_MULTI_DICT``."""
-    value = os.environ.get("KMED_KIWI_MULTI_DICT", "").strip().lower()
+def _kiwi_setting(variable: str, default: bool) -> bool:
+    """An on/off environment setting for Kiwi's dictionaries; a value that is neither is a ConfigError."""
+    value = os.environ.get(variable, "").strip().lower()
     if not value:
-        return KIWI_MULTI_DICT
+        return default
     if value in _FALSE | _TRUE:
         return value in _TRUE
     from kmed.errors import ConfigError
 
-    raise ConfigError(f"KMED_KIWI_MULTI_DICT={value!r} 를 알 수 없어요.", "KMED_KIWI_MULTI_DICT=0 또는 1")
+    raise ConfigError(f"{variable}={value!r} 를 알 수 없어요.", f"{variable}=0 또는 1")
+
+
+def kiwi_multi_dict() -> bool:
+    """Whether kmed's Kiwi loads the multi-word dictionary: ``KMED_KIWI_MULTI_DICT`` or ``KIWI_MULTI_DICT``."""
+    return _kiwi_setting("KMED_KIWI_MULTI_DICT", KIWI_MULTI_DICT)
+
+
+def kiwi_default_dict() -> bool:
+    """Whether kmed's Kiwi loads the default extra dictionary: ``KMED_KIWI_DEFAULT_DICT`` or ``KIWI_DEFAULT_DICT``."""
+    return _kiwi_setting("KMED_KIWI_DEFAULT_DICT", KIWI_DEFAULT_DICT)
 
 
 def kiwi_dict_tag() -> str:
-    """What the dictionary setting adds to the Kiwi version an index records: "" with the multi-word names."""
-    return "" if kiwi_multi_dict() else "+no-multi-dict+kb-names"
+    """What the dictionary settings add to the Kiwi version an index records ("" with both dictionaries)."""
+    tag = "" if kiwi_multi_dict() else "+no-multi-dict+kb-names"
+    return tag + ("" if kiwi_default_dict() else "+no-default-dict")
 
 
 def new_kiwi(**options):
@@ -65,6 +79,7 @@ def new_kiwi(**options):
     from kiwipiepy import Kiwi
 
     options.setdefault("load_multi_dict", kiwi_multi_dict())
+    options.setdefault("load_default_dict", kiwi_default_dict())
     return Kiwi(**options)
 
 
@@ -246,6 +261,12 @@ def bigrams(text: str) -> set[str]:
     for word in _WORD.findall(text or ""):
         grams.update(word[i : i + 2] for i in range(len(word) - 1))
     return grams
+
+
+def word_initials(text: str) -> set[str]:
+    """The first syllable of every Hangul word ("술과 함께하면" → {술, 함}): where a one-syllable noun
+    with its particle ("술과", "눈이") is found, without matching it inside other words (수술)."""
+    return {word[0] for word in _HANGUL_WORD.findall(text or "")}
 
 
 def overlap(a: str, b: str) -> float:

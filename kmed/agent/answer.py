@@ -83,6 +83,16 @@ def context_size(assistant) -> int:
     return getattr(assistant.generator, "context_passages", None) or CONTEXT_PASSAGES
 
 
+# One-syllable nouns that place or time something ("몇 시간 안에", "그 중") rather than name it.
+_POSITION_NOUNS = frozenset("안밖앞뒤옆중쪽때날번곳")
+
+
+def _short_nouns(turn: Turn) -> list[str]:
+    """The turn's one-syllable Hangul nouns as Kiwi read them (술, 눈, 열, 뱀), in order, once each."""
+    nouns = turn.query.nouns if turn.query is not None else ()
+    return list(dict.fromkeys(n for n in nouns if len(n) == 1 and "가" <= n <= "힣" and n not in _POSITION_NOUNS))
+
+
 def answer(turn: Turn):
     """Generator: yields ("token", text) for model generators; returns the Reply."""
     a, state = turn.assistant, turn.state
@@ -98,7 +108,7 @@ def answer(turn: Turn):
     candidates = [h.metadata["entity_ids"][0] for h in hits if h.metadata.get("section") == "kg_candidate"]
     focus = [*(m.id for m in turn.mentions if not m.negated and m.type in ("disease", "drug")), *candidates[:3]]
     request = GenerationRequest(question=turn.text, context=context, history=state.history[-6:], intent=intent,
-                                profile=state.profile.to_dict(), focus_entities=focus)
+                                profile=state.profile.to_dict(), focus_entities=focus, keywords=_short_nouns(turn))
     pieces = []
     for piece in a.generator.stream(request):
         pieces.append(piece)

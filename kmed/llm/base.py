@@ -35,6 +35,9 @@ class GenerationRequest:
     intent: str | None = None  # definition | symptoms | causes | treatment | self_care | when_to_see | drug | general
     profile: dict = field(default_factory=dict)  # what the person told us: age, pregnancy, medicines, …
     focus_entities: list[str] = field(default_factory=list)  # KB ids the answer should be about
+    # The question's one-syllable nouns (술, 눈, 열, 피), which character bigrams cannot see; from the
+    # turn's Kiwi analysis, so adverbs such as 좀 or 안 are not among them.
+    keywords: list[str] = field(default_factory=list)
     max_new_tokens: int = 256
 
 

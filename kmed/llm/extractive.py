@@ -1,7 +1,8 @@
 """The default generator: composes an answer only from retrieved sentences, each with its [n].
 
 No weights, no sampling: the same question and context give the same answer. Sentences are chosen
-by the question's intent (which sections answer it), by overlap with the question's content words,
+by the question's intent (which sections answer it), by overlap with the question's content words
+(character bigrams, and its one-syllable nouns such as 술 or 눈),
 and by passage rank, without near-duplicates; they are grouped into short parts such as
 요약 / 가능한 원인 / 집에서 할 수 있는 일 / 병원에 가야 할 때. Part headings carry no medical claim.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kmed.llm.base import ContextPassage, GenerationRequest, GenerationResult, Generator
-from kmed.text_ko import bigrams, leans_on_previous, overlap, passage_sentences
+from kmed.text_ko import bigrams, leans_on_previous, overlap, passage_sentences, word_initials
 
 # Which passage sections answer which intent, best first.
 INTENT_SECTIONS: dict[str, list[str]] = {
@@ -58,6 +59,8 @@ class ExtractiveGenerator(Generator):
         intent = request.intent or "general"
         preferred = INTENT_SECTIONS.get(intent, INTENT_SECTIONS["general"])
         question_grams = bigrams(request.question)
+        keywords = set(request.keywords)
+        asked = max(1, len(question_grams) + len(keywords))
         candidates = []
         for rank, passage in enumerate(request.context):
             section = passage.metadata.get("section", "")
@@ -71,10 +74,10 @@ class ExtractiveGenerator(Generator):
             for position, sentence in enumerate(passage_sentences(passage.text, passage.metadata.get("sentence_ends"))):
                 if position and leans_on_previous(sentence):
                     continue  # it needs the sentence before it, which the answer may not quote
-                grams = bigrams(sentence)
-                relevance = len(grams & question_grams) / max(1, len(question_grams))
-                if not on_focus and relevance < MIN_RELEVANCE:
-                    continue
+                shared_grams = len(bigrams(sentence) & question_grams)
+                if not on_focus and shared_grams / max(1, len(question_grams)) < MIN_RELEVANCE:
+                    continue  # a one-syllable noun alone (물, 열) is too common to bring in an off-focus passage
+                relevance = (shared_grams + len(keywords & word_initials(sentence))) / asked
                 score = 1.2 * section_bonus + relevance + 0.6 / (1 + rank) + 0.15 / (1 + position)
                 candidates.append((score, rank, position, sentence, passage))
         candidates.sort(key=lambda c: (-c[0], c[1], c[2]))

@@ -71,6 +71,7 @@ class Query:
     expansions: tuple[str, ...]
     morphemes: tuple[str, ...]
     mentions: tuple[Mention, ...]
+    nouns: tuple[str, ...] = ()  # the text's common and proper nouns (NNG, NNP) as Kiwi read them
 
     @classmethod
     def analyse(cls, text: str, analyser: QueryAnalyser, mentions: Iterable[Mention] | None = None) -> Query:
@@ -81,14 +82,15 @@ class Query:
         tokens = analyser.tokens(text)
         if mentions is None:
             mentions = analyser.linker.link(text, tokens=tokens)
-        return cls._assemble(text, tuple(morphemes_of(tokens)), tuple(mentions), analyser)
+        nouns = tuple(t.form for t in tokens if t.tag in ("NNG", "NNP"))
+        return cls._assemble(text, tuple(morphemes_of(tokens)), tuple(mentions), analyser, nouns)
 
     @classmethod
     def _assemble(cls, text: str, text_morphemes: tuple[str, ...], mentions: tuple[Mention, ...],
-                  analyser: QueryAnalyser) -> Query:
+                  analyser: QueryAnalyser, nouns: tuple[str, ...] = ()) -> Query:
         expansions = _expansions(text, mentions)
         morphemes = text_morphemes + tuple(m for term in expansions for m in analyser.term_morphemes(term))
-        return cls(text, " ".join([text, *expansions]), text_morphemes, expansions, morphemes, mentions)
+        return cls(text, " ".join([text, *expansions]), text_morphemes, expansions, morphemes, mentions, nouns)
 
     def widen(self, terms: Iterable[str], mentions: Iterable[Mention], analyser: QueryAnalyser) -> Query:
         """This query with dictionary ``terms`` appended to its text and ``mentions`` added, without Kiwi
@@ -98,7 +100,7 @@ class Query:
             return self
         text = " ".join([self.text, *terms])
         text_morphemes = self.text_morphemes + tuple(m for term in terms for m in analyser.term_morphemes(term))
-        return self._assemble(text, text_morphemes, (*self.mentions, *mentions), analyser)
+        return self._assemble(text, text_morphemes, (*self.mentions, *mentions), analyser, self.nouns)
 
     def __bool__(self) -> bool:
         return bool(self.text)

@@ -17,6 +17,7 @@ from kmed.text_ko import (
     passage_sentences,
     sentence_ends,
     split_sentences,
+    word_initials,
 )
 
 
@@ -109,6 +110,7 @@ def test_pack_never_splits_a_sentence():
 
 def test_overlap_and_josa():
     assert overlap("두통이 심해요", "두통이 심하면 쉬어요") >= 0.5
+    assert "술" in word_initials("술(알코올)과 함께하면") and "술" not in word_initials("수술 뒤에는")
     assert josa("위염", "는") == "위염은" and josa("감기", "이") == "감기가" and josa("코", "로") == "코로"
 
 
@@ -130,6 +132,20 @@ def test_kiwi_multi_dict_setting(monkeypatch, value, expected):
     monkeypatch.setenv("KMED_KIWI_MULTI_DICT", value)
     assert kiwi_multi_dict() is expected
     assert kiwi_dict_tag() == ("" if expected else "+no-multi-dict+kb-names")
+
+
+def test_kiwi_default_dict_setting_is_recorded_in_the_tag(monkeypatch):
+    from kmed.errors import ConfigError
+    from kmed.text_ko import kiwi_default_dict
+
+    monkeypatch.setenv("KMED_KIWI_MULTI_DICT", "0")
+    monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "off")
+    assert kiwi_default_dict() is False and kiwi_dict_tag() == "+no-multi-dict+kb-names+no-default-dict"
+    monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "1")
+    assert kiwi_default_dict() is True and kiwi_dict_tag() == "+no-multi-dict+kb-names"
+    monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "maybe")
+    with pytest.raises(ConfigError, match="KMED_KIWI_DEFAULT_DICT=0 또는 1"):
+        kiwi_default_dict()
 
 
 def test_kiwi_multi_dict_default_and_a_bad_value(monkeypatch):

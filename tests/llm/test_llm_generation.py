@@ -438,3 +438,19 @@ def test_a_local_model_reads_three_passages_unless_told(tiny_paths):
     assert HFGenerator(str(tiny_paths["llama"]), context_passages=6).context_passages == 6
     with pytest.raises(ModelLoadError, match="참고 문단"):
         HFGenerator(str(tiny_paths["llama"]), context_passages=0)
+
+
+def test_the_composer_hears_one_syllable_nouns_of_the_question():
+    # "술" has no character bigram, so without keywords the alcohol sentences score like any other.
+    from kmed.llm.extractive import ExtractiveGenerator
+
+    text = ("카르바마제핀과 중대한 상호작용이 있어요. 자몽주스는 약 농도를 올릴 수 있어요. 체중을 정기적으로 확인해요. "
+            "잠이 안 온다고 스스로 먹지 않아요. 술과 함께하면 졸림과 어지럼이 심해져요.")
+    passage = ContextPassage(1, "쿠에티아핀 · 주의", text, metadata={"section": "cautions", "entity_ids": ["drug.quetiapine"]})
+
+    def answer(keywords):
+        request = GenerationRequest(question="쎄로켈 먹는데 마셔도 돼요?", context=[passage], intent="drug",
+                                    focus_entities=["drug.quetiapine"], keywords=keywords)
+        return ExtractiveGenerator(max_sentences=2).generate(request).text
+
+    assert "술과 함께하면" not in answer([]) and "술과 함께하면" in answer(["술"])

@@ -84,6 +84,7 @@ def test_query_is_analysed_once_and_frozen(assistant, kiwi_calls):
     assert query.normalised == " ".join([query.text, *query.expansions])
     assert query.text_morphemes == tuple(analyze(r.a.terms, query.text))
     assert query.morphemes[: len(query.text_morphemes)] == query.text_morphemes
+    assert "속" in query.nouns and "있" not in query.nouns  # nouns, not stems
     with pytest.raises(FrozenInstanceError):
         query.text = "다른 질문"
     assert not r.analyse("   ") and r.search("   ") == []
@@ -106,6 +107,7 @@ def test_widening_a_query_runs_no_kiwi_over_it_again(assistant, kiwi_calls):
     wider = query.widen(["설사"], [], r.analyser)
     assert kiwi_calls == [] and wider.text == "속이 쓰려요 설사"
     assert wider.text_morphemes == query.text_morphemes + r.analyser.term_morphemes("설사")
+    assert wider.nouns == query.nouns  # the nouns the person wrote, not the added terms
 
 
 def test_a_turn_analyses_its_message_with_kiwi_exactly_once(assistant, kiwi_calls):
