@@ -129,14 +129,15 @@ def analyse(session, clean) -> Turn:
     # session (a reminder first, the level never lowered), so a follow-up question still gets its answer.
     escalations: list[Escalation] = []
     raised = {f.rule.id for f in state.flags} | {e.cite_id for e in state.escalations if e.cite_id}
-    if not (turn.hypothetical or turn.information or harm_request):  # 1. rules: the floor
+    report = not (turn.hypothetical or turn.information or harm_request)
+    if report:  # 1. rules: the floor
         for flag in a.red_flags.evaluate(text, set(state.mentioned), state.profile):
             if flag.rule.id not in raised:
                 state.flags.append(flag)
                 escalations.append(from_rule(flag.rule))
         # 2. the KG's urgent conditions, over the symptoms of the whole session
         escalations += [e for e in kg_layer(a.kb, a.retriever.queries, state.symptoms()) if e.cite_id not in raised]
-    escalations += classifier_layer(a.kb, a.classifier, text, prediction, state.profile)  # 3. the learned layer
+    escalations += classifier_layer(a.kb, a.classifier, text, prediction, state.profile, report)  # 3. the learned layer
     turn.escalations = most_severe_first(escalations)
     for e in turn.escalations:
         if e.layer != "rules" and all(x.cite_id != e.cite_id or x.name != e.name for x in state.escalations):
@@ -330,6 +331,8 @@ def reply_emergency(turn: Turn, escalations: list[Escalation], also_refuse: str 
     hotlines = list(dict.fromkeys(h for e in escalations for h in e.hotlines))
     names = turn.assistant.retriever.queries.name
     departments = list(dict.fromkeys(names(d) for e in escalations for d in e.departments))[:3]
+    if not departments:  # an urgent finding that names no situation: where what the person said is seen
+        departments = departments_for(turn) or [names("dept.emergency_medicine")]
     triage = Triage(worst.level, [e.name for e in escalations], hotlines)
     return Reply(answer="\n".join(lines), citations=[_citation(turn, e) for e in cited], triage=triage,
                  entities=turn.entities, departments=departments, kind="emergency", notices=turn.notices)

@@ -10,10 +10,11 @@ Each layer may only raise the level, never lower it:
    among the top candidates *and* include one of its red-flag symptoms *and* cover at least half of
    its symptoms (two at least), the reply escalates to that condition's level and cites it.
 3. **Classifier** (``kmed.agent.classifier``): the probability that the words describe an
-   emergency (messages of 20 characters or more) or self-harm (any length), trained on thousands of
-   varied utterances. Above its threshold it escalates. It names and cites a red-flag rule or an
-   emergency condition only when that situation is clearly the most alike and fits the person;
-   otherwise it says only that the words resemble an emergency.
+   emergency or, in a report, a same-day (urgent) problem (messages of 20 characters or more), or
+   self-harm (any length), trained on thousands of varied utterances. Above its threshold it
+   escalates. It names and cites a red-flag rule or a condition only when that situation is clearly
+   the most alike and fits the person; otherwise it says only that the words resemble an emergency
+   (or an urgent problem, with the departments of what the person said).
 
 A question about a topic ("뇌졸중 증상이 뭐예요?") and a hypothetical ("만약 …면") are not reports, so
 the rules skip them; the classifier still reads them (it was trained with such questions as
@@ -29,8 +30,9 @@ from kmed.agent import texts
 # Thresholds on the classifier's probabilities, chosen on the dev split of the consultation set
 # (data/eval/consult_dev.jsonl) only; the locked test split never informs them.
 EMERGENCY_THRESHOLD = 0.7
-# The classifier's own "urgent" level was measured and left out: on dev it caught no urgent case the
-# rules and KG missed, and it sent ordinary reports (a child's fever, a red eye) to "urgent".
+# The classifier's "urgent" level applies only to a report (not a question about a topic, a hypothetical
+# or a harm request), and never lowers what the other layers found. None switches it off.
+URGENT_THRESHOLD: float | None = None
 SELF_HARM_THRESHOLD = 0.5
 # A short message ("숨이 차요", "가슴이 쓰리고 신물이 올라와요") carries too little for the classifier to
 # judge: the rules judge it, and a vague report gets a clarifying question whose answer is then judged.
@@ -99,21 +101,32 @@ def kg_layer(kb, queries, symptom_ids: list[str]) -> list[Escalation]:
     return out
 
 
-def classifier_layer(kb, classifier, text: str, prediction, profile=None) -> list[Escalation]:
-    """The classifier's finding (``prediction`` of ``text``), named after the most similar situation it knows."""
+def classifier_layer(kb, classifier, text: str, prediction, profile=None, report: bool = True) -> list[Escalation]:
+    """The classifier's finding (``prediction`` of ``text``), named after the most similar situation it knows.
+
+    ``report``: whether the message tells of someone's state (the urgent level is read only then).
+    """
     if classifier is None or prediction is None:
         return []
     probs = prediction.triage
     if probs.get("self_harm", 0.0) >= SELF_HARM_THRESHOLD:  # however short: "다 끝내고 싶어" is enough
         rule = kb.red_flags.get("rf.suicidal_thoughts")
         return [from_rule(rule, "classifier")] if rule else []
-    if probs.get("emergency", 0.0) < EMERGENCY_THRESHOLD or len("".join(text.split())) < MIN_CHARS_FOR_CLASSIFIER:
+    if len("".join(text.split())) < MIN_CHARS_FOR_CLASSIFIER:
         return []
-    level = "emergency"
+    if probs.get("emergency", 0.0) >= EMERGENCY_THRESHOLD:
+        level = "emergency"
+    elif report and URGENT_THRESHOLD is not None and probs.get("urgent", 0.0) >= URGENT_THRESHOLD:
+        level = "urgent"
+    else:
+        return []
     escalation = _named(kb, classifier.nearest_targets(text, level), level, profile)
     if escalation is None:  # no situation clearly alike: say only what is true, cite nothing
+        # An emergency goes to the emergency room; for an urgent finding the reply names the departments
+        # of what the person said (``departments`` left empty).
+        departments = ("dept.emergency_medicine",) if level == "emergency" else ()
         escalation = Escalation(level, texts.LEARNED_NAME[level], texts.LEARNED_REASON[level], texts.LEARNED_ACTION[level],
-                                layer="classifier")
+                                departments=departments, layer="classifier")
     return [escalation]
 
 
