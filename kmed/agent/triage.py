@@ -29,10 +29,14 @@ from kmed.agent import texts
 
 # Thresholds on the classifier's probabilities, chosen on the dev split of the consultation set
 # (data/eval/consult_dev.jsonl) only; the locked test split never informs them.
-EMERGENCY_THRESHOLD = 0.7
+# Chosen again on dev when same-day (t7) and can-wait (t8, t9) utterances joined the training data: the
+# retrained classifier at 0.5 caught 6 more dev emergencies than at 0.7 (recall 0.917 -> 0.948) for 11
+# more over-triaged cases (0.079 -> 0.105); at 0.6, 0.933 / 0.095.
+EMERGENCY_THRESHOLD = 0.5
 # The classifier's "urgent" level applies only to a report (not a question about a topic, a hypothetical
-# or a harm request), and never lowers what the other layers found. None switches it off.
-URGENT_THRESHOLD: float | None = None
+# or a harm request), and never lowers what the other layers found. On dev: urgent cases passed
+# 0.11 -> 0.42 at 0.5 (0.43 at 0.4), over-triage unchanged. None switches it off.
+URGENT_THRESHOLD: float | None = 0.5
 SELF_HARM_THRESHOLD = 0.5
 # A short message ("숨이 차요", "가슴이 쓰리고 신물이 올라와요") carries too little for the classifier to
 # judge: the rules judge it, and a vague report gets a clarifying question whose answer is then judged.
