@@ -40,8 +40,11 @@ _kiwi = None
 # hybrid retrieval within noise (docs/benchmarks.md). KMED_KIWI_MULTI_DICT=0|1 overrides the default;
 # the index manifest records the setting (``kiwi_dict_tag``), so an index built under the other is stale.
 KIWI_MULTI_DICT = False
-# Kiwi's default extra dictionary (about 113,000 Wikipedia titles as NNP): KMED_KIWI_DEFAULT_DICT=0|1.
-KIWI_DEFAULT_DICT = True
+# Kiwi's default extra dictionary (about 113,000 Wikipedia titles as NNP): about 0.45 s of every start-up.
+# Off by default: the KB's own terms are registered as user words anyway, and the A/B kept hybrid
+# retrieval within noise over 4 embedder seeds and grounded outcomes within noise (docs/benchmarks.md).
+# KMED_KIWI_DEFAULT_DICT=0|1 overrides it; the analyzer tag records it, so an index built under the other is stale.
+KIWI_DEFAULT_DICT = False
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -71,7 +74,7 @@ def kiwi_default_dict() -> bool:
 def kiwi_dict_tag() -> str:
     """What the dictionary settings add to the Kiwi version an index records ("" with both dictionaries)."""
     tag = "" if kiwi_multi_dict() else "+no-multi-dict+kb-names"
-    return tag + ("" if kiwi_default_dict() else "+no-default-dict")
+    return tag + ("" if kiwi_default_dict() else "+no-default-dict+kb-words")
 
 
 def new_kiwi(**options):

@@ -19,7 +19,9 @@ the user words and rebuilds the trie.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kmed import text_ko
@@ -125,7 +127,7 @@ def new_kiwi():
 
 def kiwi_version() -> str:
     """The kiwipiepy and model versions, and the dictionary setting: stored keys are valid only for the
-    Kiwi that produced them ("0.24.1/0.24.0", or "0.24.1/0.24.0+no-multi-dict")."""
+    Kiwi that produced them ("0.24.1/0.24.0", or "0.24.1/0.24.0+no-multi-dict+kb-names+no-default-dict")."""
     try:
         import kiwipiepy
         import kiwipiepy_model
@@ -152,14 +154,46 @@ def multiword_names(forms: set[str]) -> list[str]:
     return names
 
 
+def default_dict_words(texts: Iterable[str]) -> list[tuple[str, str, float]]:
+    """The entries of Kiwi's default dictionary (Wikipedia titles: "스케일링", "이부프로펜") that a Kiwi
+    with that dictionary reads in ``texts``, as ``(form, tag, score)``.
+
+    Without the dictionary (about 0.45 s of every start-up), registering just these keeps the KB's own
+    text analysed as before; a word found nowhere in the KB can match no passage anyway. Build time only.
+    """
+    import kiwipiepy_model
+
+    entries: dict[str, tuple[str, float]] = {}
+    path = Path(kiwipiepy_model.get_model_path()) / "default.dict"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if line.startswith("#") or len(fields) < 2 or "/" in fields[1]:
+            continue  # comments, and variant or pre-analysed forms ("기위\t키위/NNG")
+        entries[fields[0]] = (fields[1], float(fields[2]) if len(fields) > 2 and fields[2].strip() else 0.0)
+    kiwi = text_ko.new_kiwi(load_default_dict=True)
+    found: dict[str, tuple[str, float]] = {}
+    for tokens in kiwi.tokenize([t for t in texts if t]):
+        for token in tokens:
+            entry = entries.get(token.form)
+            if entry and entry[0] == token.tag:
+                found[token.form] = entry
+    return sorted((form, tag, score) for form, (tag, score) in found.items())
+
+
 class TermDictionary:
     """Surface form keys → KB entries, plus the Kiwi instance that produced the keys."""
 
     def __init__(self, entries: list[TermEntry], user_words: list[str] | None = None, kiwi=None,
-                 base_keys: dict[str, list] | None = None, keys: list | None = None):
-        """``keys``: precomputed ``[[unit, …], [entry index, …]]`` pairs (``to_dict``); computed when None."""
+                 base_keys: dict[str, list] | None = None, keys: list | None = None,
+                 dict_words: list | None = None):
+        """``keys``: precomputed ``[[unit, …], [entry index, …]]`` pairs (``to_dict``); computed when None.
+        ``dict_words``: ``(form, tag, score)`` entries of Kiwi's default dictionary to register
+        (``default_dict_words``), first, so the KB's forms are read as that dictionary would read them."""
         self.entries = entries
         self.kiwi = kiwi or new_kiwi()
+        self.dict_words = [tuple(w) for w in dict_words or []]
+        for form, tag, score in self.dict_words:
+            self.kiwi.add_user_word(form, tag, score)
         if user_words is None:
             # Keys of registered forms as Kiwi read them before registration: "두근거림" becomes one
             # noun, but its verb reading (두근거리) must still match "두근거리다가".
@@ -204,13 +238,17 @@ class TermDictionary:
         return keys
 
     @classmethod
-    def from_kb(cls, kb: KnowledgeBase, kiwi=None) -> TermDictionary:
+    def from_kb(cls, kb: KnowledgeBase, kiwi=None, texts: Iterable[str] = ()) -> TermDictionary:
+        """``texts``: the passages an index will hold; without Kiwi's default dictionary, the words of
+        it that they contain are registered (``default_dict_words``)."""
         entries = []
         for entity in kb.entities():
             kind = next(v for p, v in ENTITY_TYPE.items() if entity.id.startswith(p))
             for form in entity.surface_forms():
                 entries.append(TermEntry(entity.id, kind, entity.name, form))
-        return cls(entries, kiwi=kiwi)
+        texts = list(texts)
+        dict_words = default_dict_words([*texts, *(e.surface for e in entries)]) if texts and not text_ko.kiwi_default_dict() else []
+        return cls(entries, kiwi=kiwi, dict_words=dict_words)
 
     def _noun_compounds(self, forms: set[str]) -> list[str]:
         """Forms to register in Kiwi as NNG.
@@ -252,6 +290,7 @@ class TermDictionary:
         return {
             "kiwi": kiwi_version(),
             "user_words": self.user_words,
+            "dict_words": [list(w) for w in self.dict_words],
             "base_keys": self.base_keys,
             "entries": [[e.entity_id, e.entity_type, e.name, e.surface] for e in self.entries],
             "keys": [[[list(unit) for unit in key], [position[id(e)] for e in bucket]] for key, bucket in self.keys.items()],
@@ -262,4 +301,5 @@ class TermDictionary:
         """The stored dictionary; its keys are reused only when the same Kiwi produced them."""
         entries = [TermEntry(*row) for row in data["entries"]]
         keys = data.get("keys") if data.get("kiwi") == kiwi_version() else None
-        return cls(entries, user_words=data["user_words"], kiwi=kiwi, base_keys=data.get("base_keys"), keys=keys)
+        return cls(entries, user_words=data["user_words"], kiwi=kiwi, base_keys=data.get("base_keys"), keys=keys,
+                   dict_words=data.get("dict_words"))

@@ -51,11 +51,15 @@ def test_load_reads_only_the_index(built, mini_kb, monkeypatch):
     from kmed import Assistant
     from kmed.kg.terms import TermDictionary
 
-    fresh = TermDictionary.from_kb(mini_kb)  # computed the slow way, before analysis is forbidden
+    from kmed.retrieval.chunking import kb_passages
+
+    # computed the slow way, before analysis is forbidden, from the texts the index's passages hold
+    fresh = TermDictionary.from_kb(mini_kb, texts=[p.title + " " + p.text for p in kb_passages(mini_kb, FAST.max_chars)])
     _no_parsing(monkeypatch)
     assistant = Assistant.load(kb_dir=MINI, index_dir=built, config=FAST, auto_build=False)
     terms = assistant.linker.terms
     assert terms.keys == fresh.keys and terms.user_words == fresh.user_words and terms.trie == fresh.trie
+    assert terms.dict_words == fresh.dict_words
     kb = assistant.kb  # the KB comes from the index's snapshot, equal to the parsed one
     assert kb.red_flags == mini_kb.red_flags and kb.conditions == mini_kb.conditions and kb.sources == mini_kb.sources
     assert kb.origin == mini_kb.origin and kb.content_hash() == mini_kb.content_hash()

@@ -6,6 +6,7 @@ import pytest
 
 from kmed import text_ko
 from kmed.text_ko import (
+    KIWI_DEFAULT_DICT,
     KIWI_MULTI_DICT,
     is_whole_sentence,
     josa,
@@ -130,6 +131,7 @@ def test_no_other_sentence_splitter_in_the_package():
 @pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("1", True), (" TRUE ", True)])
 def test_kiwi_multi_dict_setting(monkeypatch, value, expected):
     monkeypatch.setenv("KMED_KIWI_MULTI_DICT", value)
+    monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "1")
     assert kiwi_multi_dict() is expected
     assert kiwi_dict_tag() == ("" if expected else "+no-multi-dict+kb-names")
 
@@ -140,9 +142,11 @@ def test_kiwi_default_dict_setting_is_recorded_in_the_tag(monkeypatch):
 
     monkeypatch.setenv("KMED_KIWI_MULTI_DICT", "0")
     monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "off")
-    assert kiwi_default_dict() is False and kiwi_dict_tag() == "+no-multi-dict+kb-names+no-default-dict"
+    assert kiwi_default_dict() is False and kiwi_dict_tag() == "+no-multi-dict+kb-names+no-default-dict+kb-words"
     monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "1")
     assert kiwi_default_dict() is True and kiwi_dict_tag() == "+no-multi-dict+kb-names"
+    monkeypatch.delenv("KMED_KIWI_DEFAULT_DICT")
+    assert kiwi_default_dict() is KIWI_DEFAULT_DICT
     monkeypatch.setenv("KMED_KIWI_DEFAULT_DICT", "maybe")
     with pytest.raises(ConfigError, match="KMED_KIWI_DEFAULT_DICT=0 또는 1"):
         kiwi_default_dict()
