@@ -50,7 +50,6 @@ def _no_parsing(monkeypatch):
 def test_load_reads_only_the_index(built, mini_kb, monkeypatch):
     from kmed import Assistant
     from kmed.kg.terms import TermDictionary
-
     from kmed.retrieval.chunking import kb_passages
 
     # computed the slow way, before analysis is forbidden, from the texts the index's passages hold
