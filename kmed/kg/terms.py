@@ -127,7 +127,7 @@ def new_kiwi():
 
 def kiwi_version() -> str:
     """The kiwipiepy and model versions, and the dictionary setting: stored keys are valid only for the
-    Kiwi that produced them ("0.24.1/0.24.0", or "0.24.1/0.24.0+no-multi-dict+kb-names+no-default-dict")."""
+    Kiwi that produced them ("0.24.1/0.24.0", or "0.24.1/0.24.0+no-multi-dict+kb-names+no-default-dict+kb-words")."""
     try:
         import kiwipiepy
         import kiwipiepy_model
