@@ -19,7 +19,7 @@ the user words and rebuilds the trie.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,7 +156,7 @@ def multiword_names(forms: set[str]) -> list[str]:
 
 def default_dict_words(texts: Iterable[str]) -> list[tuple[str, str, float]]:
     """The entries of Kiwi's default dictionary (Wikipedia titles: "스케일링", "이부프로펜") that a Kiwi
-    with that dictionary reads in ``texts``, as ``(form, tag, score)``.
+    with that dictionary reads in ``texts`` (the KB's), as ``(form, tag, score)``.
 
     Without the dictionary (about 0.45 s of every start-up), registering just these keeps the KB's own
     text analysed as before; a word found nowhere in the KB can match no passage anyway. Build time only.
@@ -178,6 +178,18 @@ def default_dict_words(texts: Iterable[str]) -> list[tuple[str, str, float]]:
             if entry and entry[0] == token.tag:
                 found[token.form] = entry
     return sorted((form, tag, score) for form, (tag, score) in found.items())
+
+
+def _strings(value) -> Iterator[str]:
+    """Every string in plain JSON data: the KB's text, from which all its passages are made."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 class TermDictionary:
@@ -238,16 +250,15 @@ class TermDictionary:
         return keys
 
     @classmethod
-    def from_kb(cls, kb: KnowledgeBase, kiwi=None, texts: Iterable[str] = ()) -> TermDictionary:
-        """``texts``: the passages an index will hold; without Kiwi's default dictionary, the words of
-        it that they contain are registered (``default_dict_words``)."""
+    def from_kb(cls, kb: KnowledgeBase, kiwi=None) -> TermDictionary:
+        """Without Kiwi's default dictionary, the words of it that the KB's text contains are registered
+        (``default_dict_words``), so every dictionary made from one KB analyses text alike."""
         entries = []
         for entity in kb.entities():
             kind = next(v for p, v in ENTITY_TYPE.items() if entity.id.startswith(p))
             for form in entity.surface_forms():
                 entries.append(TermEntry(entity.id, kind, entity.name, form))
-        texts = list(texts)
-        dict_words = default_dict_words([*texts, *(e.surface for e in entries)]) if texts and not text_ko.kiwi_default_dict() else []
+        dict_words = [] if text_ko.kiwi_default_dict() else default_dict_words(_strings(kb.to_snapshot()["sections"]))
         return cls(entries, kiwi=kiwi, dict_words=dict_words)
 
     def _noun_compounds(self, forms: set[str]) -> list[str]:

@@ -170,19 +170,19 @@ def build_index(
     step = progress or (lambda message, fraction: None)
     try:
         (tmp / "kb.json").write_text(json.dumps(kb.to_snapshot(), ensure_ascii=False), encoding="utf-8")
-        step("문단 나누기", 0.05)
-        passages = list(kb_passages(kb, config.max_chars))
-        if with_processed and (default_processed_dir() / "passages.jsonl").exists():
-            passages.extend(read_jsonl(default_processed_dir() / "passages.jsonl"))
-        write_jsonl(passages, tmp / "passages.jsonl")
-        step("용어 사전(Kiwi)", 0.1)
-        terms = TermDictionary.from_kb(kb, texts=[p.title + " " + p.text for p in passages])
+        step("용어 사전(Kiwi)", 0.05)
+        terms = TermDictionary.from_kb(kb)
         (tmp / "terms.json").write_text(json.dumps(terms.to_dict(), ensure_ascii=False), encoding="utf-8")
-        step("지식그래프", 0.3)
+        step("지식그래프", 0.2)
         graph = build_graph(kb)
         if with_processed:
             merge_extra_edges(graph, default_processed_dir() / "kg_edges")
         (tmp / "kg.json").write_text(json.dumps(graph_to_json(graph), ensure_ascii=False), encoding="utf-8")
+        step("문단 나누기", 0.3)
+        passages = list(kb_passages(kb, config.max_chars))
+        if with_processed and (default_processed_dir() / "passages.jsonl").exists():
+            passages.extend(read_jsonl(default_processed_dir() / "passages.jsonl"))
+        write_jsonl(passages, tmp / "passages.jsonl")
         step("BM25", 0.45)
         analyzer = _analyzer(terms, memo={})
         docs_tokens = [analyzer(p.title + " " + p.text) for p in passages]

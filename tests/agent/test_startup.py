@@ -50,10 +50,7 @@ def _no_parsing(monkeypatch):
 def test_load_reads_only_the_index(built, mini_kb, monkeypatch):
     from kmed import Assistant
     from kmed.kg.terms import TermDictionary
-    from kmed.retrieval.chunking import kb_passages
-
-    # computed the slow way, before analysis is forbidden, from the texts the index's passages hold
-    fresh = TermDictionary.from_kb(mini_kb, texts=[p.title + " " + p.text for p in kb_passages(mini_kb, FAST.max_chars)])
+    fresh = TermDictionary.from_kb(mini_kb)  # computed the slow way, before analysis is forbidden
     _no_parsing(monkeypatch)
     assistant = Assistant.load(kb_dir=MINI, index_dir=built, config=FAST, auto_build=False)
     terms = assistant.linker.terms
