@@ -325,14 +325,16 @@ def reply_emergency(turn: Turn, escalations: list[Escalation], also_refuse: str 
     cited = [e for e in shown if e.cite_id]  # a classifier finding with no similar rule or condition cites nothing
     lines += [f"- {e.reason}" + (f" [{cited.index(e) + 1}]" if e in cited else "") for e in shown]
     lines.append(f"- {worst.action}")
-    if also_refuse:
-        lines.append(texts.REFUSE_TOO.get(also_refuse, texts.REFUSE_TOO["harm_others"]))
-    lines.append(texts.DISCLAIMER)
-    hotlines = list(dict.fromkeys(h for e in escalations for h in e.hotlines))
     names = turn.assistant.retriever.queries.name
     departments = list(dict.fromkeys(names(d) for e in escalations for d in e.departments))[:3]
     if not departments:  # an urgent finding that names no situation: where what the person said is seen
         departments = departments_for(turn) or [names("dept.emergency_medicine")]
+    if worst.level == "urgent":  # seen today, but not in the emergency room: say where
+        lines.append("- " + texts.DEPARTMENT_LINE.format(departments=", ".join(departments)))
+    if also_refuse:
+        lines.append(texts.REFUSE_TOO.get(also_refuse, texts.REFUSE_TOO["harm_others"]))
+    lines.append(texts.DISCLAIMER)
+    hotlines = list(dict.fromkeys(h for e in escalations for h in e.hotlines))
     triage = Triage(worst.level, [e.name for e in escalations], hotlines)
     return Reply(answer="\n".join(lines), citations=[_citation(turn, e) for e in cited], triage=triage,
                  entities=turn.entities, departments=departments, kind="emergency", notices=turn.notices)

@@ -152,3 +152,12 @@ def test_a_follow_up_after_an_emergency_is_answered_under_the_reminder(assistant
     assert first.kind == "emergency" and second.triage.level == "emergency" and second.kind == "emergency"
     assert second.answer.startswith("🚨") and "119" in second.answer
     assert "항생제" in second.answer and second.citations  # the question itself is answered too
+
+
+def test_an_urgent_reply_says_where_to_go_and_an_emergency_reply_sends_to_119(assistant):
+    urgent = ask(assistant, "어제부터 갑자기 오른쪽 귀가 안 들려요")
+    assert urgent.triage.level == "urgent" and urgent.departments
+    line = "- " + texts.DEPARTMENT_LINE.format(departments=", ".join(urgent.departments))
+    assert line in urgent.answer.splitlines()
+    emergency = ask(assistant, "아빠가 가슴이 쥐어짜듯 아프고 식은땀을 흘려요")
+    assert emergency.triage.level == "emergency" and "진료를 받아 보세요" not in emergency.answer  # the 119 action only
